@@ -1,0 +1,452 @@
+//! ProcessSession: the unit of work of one trigger.
+//!
+//! A processor takes FlowFiles from its input queues, creates, clones,
+//! modifies, transfers or removes them, then commits. Commit is atomic: every
+//! FlowFile the session touched must be accounted for (transferred or
+//! removed), the journal (if any) records all changes as one record, and only
+//! then do the FlowFiles appear in their downstream queues. Rollback puts the
+//! inputs back at the front of the queues they came from, unmodified,
+//! optionally penalised. Dropping an uncommitted session rolls it back, so even
+//! a panicking processor moves nothing half-way.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::connection::Connection;
+use crate::flowfile::{Content, FlowFile, now_millis};
+use crate::journal::{Change, Journal};
+use crate::metrics::{ProcessorStats, add};
+use crate::processor::ProcessError;
+use crate::provenance::{EventKind, ProvenanceEvent, ProvenanceRepository};
+
+/// One relationship of a processor and the connections it feeds.
+#[derive(Clone)]
+pub struct Output {
+    /// Relationship name.
+    pub relationship: String,
+    /// Connections fed (empty = auto-terminated).
+    pub connections: Vec<Arc<Connection>>,
+}
+
+/// What a session of one processor works with; swapped as a whole on reload.
+pub struct NodeIo {
+    /// Processor id.
+    pub id: String,
+    /// Input queues.
+    pub inputs: Vec<Arc<Connection>>,
+    /// Outputs by relationship.
+    pub outputs: Vec<Output>,
+    /// Counters.
+    pub stats: Arc<ProcessorStats>,
+    /// Durable storage, if any.
+    pub journal: Option<Arc<dyn Journal>>,
+    /// Provenance store.
+    pub provenance: Arc<ProvenanceRepository>,
+    /// Penalty duration.
+    pub penalty: Duration,
+}
+
+/// A unit of work; see the module docs.
+pub struct ProcessSession {
+    io: Arc<NodeIo>,
+    taken: Vec<(usize, FlowFile)>,
+    open: HashSet<u64>,
+    transfers: Vec<(usize, FlowFile)>,
+    removed: Vec<FlowFile>,
+    events: Vec<ProvenanceEvent>,
+    problems: Vec<String>,
+    created: u64,
+    next_input: usize,
+    touched: bool,
+}
+
+impl ProcessSession {
+    /// A session over `io`.
+    #[must_use]
+    pub fn new(io: Arc<NodeIo>) -> Self {
+        Self {
+            io,
+            taken: Vec::new(),
+            open: HashSet::new(),
+            transfers: Vec::new(),
+            removed: Vec::new(),
+            events: Vec::new(),
+            problems: Vec::new(),
+            created: 0,
+            next_input: 0,
+            touched: false,
+        }
+    }
+
+    /// The processor id.
+    #[must_use]
+    pub fn processor_id(&self) -> &str {
+        &self.io.id
+    }
+
+    /// Whether this session took or created anything since its last commit.
+    #[must_use]
+    pub fn has_work(&self) -> bool {
+        !self.taken.is_empty() || !self.open.is_empty() || !self.transfers.is_empty()
+    }
+
+    /// Whether anything was ever taken or created in this session (even if
+    /// committed already): the scheduler uses it to tell a bored source.
+    #[must_use]
+    pub fn did_work(&self) -> bool {
+        self.touched
+    }
+
+    /// Takes the next FlowFile from the inputs (round robin).
+    pub fn get(&mut self) -> Option<FlowFile> {
+        let mut v = Vec::with_capacity(1);
+        self.get_into(1, &mut v);
+        v.pop()
+    }
+
+    /// Takes up to `max` FlowFiles from the inputs.
+    pub fn get_batch(&mut self, max: usize) -> Vec<FlowFile> {
+        let mut v = Vec::with_capacity(max.min(4096));
+        self.get_into(max, &mut v);
+        v
+    }
+
+    fn get_into(&mut self, max: usize, out: &mut Vec<FlowFile>) {
+        let n = self.io.inputs.len();
+        if n == 0 || max == 0 {
+            return;
+        }
+        let start_len = out.len();
+        for k in 0..n {
+            let idx = (self.next_input + k) % n;
+            let before = out.len();
+            let want = max - (out.len() - start_len);
+            self.io.inputs[idx].poll_batch(want, out);
+            for ff in &out[before..] {
+                self.taken.push((idx, ff.clone()));
+                self.open.insert(ff.id);
+            }
+            if out.len() - start_len >= max {
+                self.next_input = (idx + 1) % n;
+                break;
+            }
+        }
+        if out.len() > start_len {
+            self.touched = true;
+        }
+    }
+
+    /// How many FlowFiles wait in the inputs now.
+    #[must_use]
+    pub fn queued(&self) -> u64 {
+        self.io.inputs.iter().map(|c| c.queued_count()).sum()
+    }
+
+    /// Age in ms of the oldest FlowFile next in line across inputs.
+    #[must_use]
+    pub fn oldest_queued_age_millis(&self) -> Option<u64> {
+        self.io
+            .inputs
+            .iter()
+            .filter_map(|c| c.head_age_millis())
+            .max()
+    }
+
+    fn event(&mut self, kind: EventKind, ff: &FlowFile, parents: Vec<u64>, details: String) {
+        if self.io.provenance.enabled() {
+            self.events.push(ProvenanceEvent {
+                seq: 0,
+                time: now_millis(),
+                kind,
+                flowfile: ff.id,
+                parents,
+                component: self.io.id.clone(),
+                details,
+                attributes: ff.attributes.clone(),
+            });
+        }
+    }
+
+    fn track_new(&mut self, ff: &FlowFile) {
+        self.open.insert(ff.id);
+        self.created += 1;
+        self.touched = true;
+    }
+
+    /// A new FlowFile made here (CREATE event).
+    pub fn create(&mut self) -> FlowFile {
+        let ff = FlowFile::new();
+        self.track_new(&ff);
+        ff
+    }
+
+    /// A new FlowFile with data received from outside; `source` is its URI
+    /// (RECEIVE event at commit, with the attributes it has then).
+    pub fn receive(&mut self, source: &str) -> FlowFile {
+        let ff = self.create();
+        self.events.push(ProvenanceEvent {
+            seq: 0,
+            time: now_millis(),
+            kind: EventKind::Receive,
+            flowfile: ff.id,
+            parents: Vec::new(),
+            component: self.io.id.clone(),
+            details: source.to_string(),
+            attributes: crate::attributes::Attributes::new(),
+        });
+        ff
+    }
+
+    /// A child of `parent` (same attributes and content, new id; FORK event).
+    pub fn create_child(&mut self, parent: &FlowFile) -> FlowFile {
+        let ff = parent.child();
+        self.track_new(&ff);
+        self.event(EventKind::Fork, &ff, vec![parent.id], String::new());
+        ff
+    }
+
+    /// A new FlowFile derived from several parents (merge output).
+    pub fn create_merged(&mut self, parents: &[FlowFile]) -> FlowFile {
+        let mut ff = FlowFile::new();
+        if let Some(oldest) = parents.iter().map(|p| p.lineage_start).min() {
+            ff.lineage_start = oldest;
+        }
+        self.track_new(&ff);
+        let ids = parents.iter().map(|p| p.id).collect();
+        self.event(EventKind::Fork, &ff, ids, "merge".into());
+        ff
+    }
+
+    /// Reads the content.
+    ///
+    /// # Errors
+    /// Stored content could not be read.
+    pub fn read(&self, ff: &FlowFile) -> Result<Bytes, ProcessError> {
+        match &ff.content {
+            Content::Memory(b) => Ok(b.clone()),
+            Content::Stored(s) => s
+                .read()
+                .map_err(|e| ProcessError::new(format!("reading content of {}: {e}", ff.id))),
+        }
+    }
+
+    /// Replaces the content.
+    pub fn write(&self, ff: &mut FlowFile, content: impl Into<Bytes>) {
+        ff.content = Content::Memory(content.into());
+    }
+
+    /// Penalises `ff` for the processor's penalty duration.
+    pub fn penalize(&self, ff: &mut FlowFile) {
+        ff.penalized_until = now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0);
+    }
+
+    /// Records that `ff` was delivered to `destination` (SEND event).
+    pub fn send(&mut self, ff: &FlowFile, destination: &str) {
+        self.event(EventKind::Send, ff, Vec::new(), destination.to_string());
+    }
+
+    /// Whether the processor has a relationship of this name.
+    #[must_use]
+    pub fn has_relationship(&self, rel: &str) -> bool {
+        self.io.outputs.iter().any(|o| o.relationship == rel)
+    }
+
+    /// Sends `ff` to relationship `rel` at commit.
+    pub fn transfer(&mut self, ff: FlowFile, rel: &str) {
+        if !self.open.remove(&ff.id) {
+            self.problems.push(format!(
+                "FlowFile {} transferred to `{rel}` but it is not open in this session",
+                ff.id
+            ));
+            return;
+        }
+        match self.io.outputs.iter().position(|o| o.relationship == rel) {
+            Some(i) => self.transfers.push((i, ff)),
+            None => {
+                self.problems
+                    .push(format!("no relationship `{rel}` on processor `{}`", self.io.id));
+                self.open.insert(ff.id);
+            }
+        }
+    }
+
+    /// Removes `ff` from the flow at commit (DROP event).
+    pub fn remove(&mut self, ff: FlowFile) {
+        if !self.open.remove(&ff.id) {
+            self.problems.push(format!(
+                "FlowFile {} removed but it is not open in this session",
+                ff.id
+            ));
+            return;
+        }
+        self.event(EventKind::Drop, &ff, Vec::new(), "removed".into());
+        self.removed.push(ff);
+    }
+
+    /// Commits: see the module docs. On error the session is rolled back.
+    ///
+    /// # Errors
+    /// A FlowFile was not accounted for, or the journal failed.
+    ///
+    /// Not cancel-safe once the journal write started: dropping the future
+    /// then leaves the inputs rolled back while the journal may hold the
+    /// commit (recovery then delivers them again: at-least-once).
+    pub async fn commit(&mut self) -> Result<(), ProcessError> {
+        if !self.problems.is_empty() || !self.open.is_empty() {
+            let mut msg = self.problems.join("; ");
+            if !self.open.is_empty() {
+                if !msg.is_empty() {
+                    msg.push_str("; ");
+                }
+                let mut ids: Vec<_> = self.open.iter().copied().collect();
+                ids.sort_unstable();
+                msg.push_str(&format!(
+                    "FlowFiles {ids:?} were neither transferred nor removed"
+                ));
+            }
+            self.rollback(false);
+            return Err(ProcessError::new(format!("session not committed: {msg}")));
+        }
+        let io = self.io.clone();
+        let mut batches: Vec<Vec<FlowFile>> = Vec::new();
+        let mut targets: Vec<&Arc<Connection>> = Vec::new();
+        let mut terminated: Vec<FlowFile> = Vec::new();
+        let (mut out_n, mut out_bytes) = (0u64, 0u64);
+        let transfers = std::mem::take(&mut self.transfers);
+        for (oi, ff) in transfers {
+            let out = &io.outputs[oi];
+            if out.connections.is_empty() {
+                self.event(
+                    EventKind::Drop,
+                    &ff,
+                    Vec::new(),
+                    format!("auto-terminated `{}`", out.relationship),
+                );
+                terminated.push(ff);
+                continue;
+            }
+            self.event(EventKind::Route, &ff, Vec::new(), out.relationship.clone());
+            let last = out.connections.len() - 1;
+            let mut ff = Some(ff);
+            for (ci, conn) in out.connections.iter().enumerate() {
+                let copy = if ci == last {
+                    ff.take()
+                } else {
+                    ff.as_ref().map(|f| {
+                        let mut c = f.clone();
+                        c.id = crate::flowfile::next_id();
+                        c
+                    })
+                };
+                let Some(copy) = copy else { continue };
+                out_n += 1;
+                out_bytes += copy.size();
+                let slot = match targets.iter().position(|t| Arc::ptr_eq(t, conn)) {
+                    Some(s) => s,
+                    None => {
+                        targets.push(conn);
+                        batches.push(Vec::new());
+                        targets.len() - 1
+                    }
+                };
+                batches[slot].push(copy);
+            }
+        }
+        if let Some(journal) = &io.journal {
+            for batch in &mut batches {
+                for ff in batch.iter_mut() {
+                    if let Err(e) = journal.persist_content(ff) {
+                        self.restore_after_failed_commit(batches, terminated);
+                        return Err(ProcessError::new(e.to_string()).yield_for(Duration::from_secs(1)));
+                    }
+                }
+            }
+            let mut changes = Vec::new();
+            for (slot, batch) in batches.iter().enumerate() {
+                for ff in batch {
+                    changes.push(Change::Put {
+                        flowfile: ff,
+                        connection: targets[slot].id(),
+                    });
+                }
+            }
+            for ff in self.removed.iter().chain(terminated.iter()) {
+                changes.push(Change::Remove { id: ff.id });
+            }
+            if let Err(e) = journal.commit(changes).await {
+                self.restore_after_failed_commit(batches, terminated);
+                return Err(ProcessError::new(e.to_string()).yield_for(Duration::from_secs(1)));
+            }
+        }
+        for (slot, batch) in batches.into_iter().enumerate() {
+            targets[slot].push_batch(batch);
+        }
+        let (in_n, in_bytes) = self
+            .taken
+            .iter()
+            .fold((0u64, 0u64), |(n, b), (_, f)| (n + 1, b + f.size()));
+        let s = &io.stats;
+        add(&s.flowfiles_in, in_n);
+        add(&s.bytes_in, in_bytes);
+        add(&s.flowfiles_out, out_n);
+        add(&s.bytes_out, out_bytes);
+        add(&s.flowfiles_created, self.created);
+        add(
+            &s.flowfiles_dropped,
+            (self.removed.len() + terminated.len()) as u64,
+        );
+        io.provenance.record(std::mem::take(&mut self.events));
+        self.taken.clear();
+        self.removed.clear();
+        self.created = 0;
+        Ok(())
+    }
+
+    fn restore_after_failed_commit(&mut self, _batches: Vec<Vec<FlowFile>>, _t: Vec<FlowFile>) {
+        self.transfers.clear();
+        self.removed.clear();
+        self.rollback(true);
+    }
+
+    /// Rolls back: inputs go back to the front of their queues unmodified
+    /// (penalised if asked), created FlowFiles are discarded.
+    pub fn rollback(&mut self, penalize: bool) {
+        let taken = std::mem::take(&mut self.taken);
+        let had_work = !taken.is_empty() || !self.open.is_empty();
+        let until = if penalize {
+            now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut per_input: Vec<Vec<FlowFile>> = vec![Vec::new(); self.io.inputs.len()];
+        for (idx, mut ff) in taken {
+            if penalize {
+                ff.penalized_until = until;
+            }
+            per_input[idx].push(ff);
+        }
+        for (idx, ffs) in per_input.into_iter().enumerate() {
+            self.io.inputs[idx].requeue_front(ffs);
+        }
+        self.open.clear();
+        self.transfers.clear();
+        self.removed.clear();
+        self.events.clear();
+        self.problems.clear();
+        self.created = 0;
+        if had_work {
+            add(&self.io.stats.rollbacks, 1);
+        }
+    }
+}
+
+impl Drop for ProcessSession {
+    fn drop(&mut self) {
+        if !self.taken.is_empty() {
+            self.rollback(false);
+        }
+    }
+}
