@@ -1,0 +1,195 @@
+//! tansu, a Kafka-compatible broker, with in-memory storage.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+use crate::proc::{Proc, START_TIMEOUT};
+use crate::util::{find_in_cache, free_port};
+
+/// A real Kafka-protocol broker: tansu 0.6.0 (built by scripts/install-test-deps.sh into
+/// `$SLUICE_CACHE/tansu/bin/tansu`, with the `dynostore` feature that provides memory
+/// storage) on a free loopback port, started as
+/// `tansu broker --listener-url tcp://127.0.0.1:PORT --advertised-listener-url tcp://127.0.0.1:PORT --storage-engine memory://tansu/`.
+/// Ready when the port accepts connections and the log says `ready in`.
+///
+/// tansu does not create topics on first use: call [`create_topic`](Self::create_topic).
+/// Storage is in memory, so [`stop`](Self::stop) / [`start_again`](Self::start_again) (same
+/// port) lose all topics and messages. When the binary is missing, [`start`](Self::start)
+/// fails with a message naming the install script.
+pub struct KafkaBroker {
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub bootstrap: String,
+    pub addr: SocketAddr,
+    tansu: PathBuf,
+    proc: Proc,
+    dir: TempDir,
+}
+
+impl KafkaBroker {
+    pub async fn start() -> Result<Self> {
+        let tansu = find_in_cache("tansu/bin/tansu", "SLUICE_TANSU")?;
+        let dir = tempfile::Builder::new().prefix("sluice-kafka-").tempdir()?;
+        let port = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let url = format!("tcp://{addr}");
+        let mut proc = Proc::new("tansu", &tansu, dir.path().join("tansu.log"));
+        proc.arg("broker")
+            .arg("--listener-url")
+            .arg(&url)
+            .arg("--advertised-listener-url")
+            .arg(&url)
+            .arg("--storage-engine")
+            .arg("memory://tansu/")
+            .arg("--cluster-id")
+            .arg("sluice-test")
+            // tansu reads `.env` from its working directory: give it an empty one
+            .cwd(dir.path())
+            .env("RUST_LOG", "warn");
+        let mut broker = Self {
+            bootstrap: addr.to_string(),
+            addr,
+            tansu,
+            proc,
+            dir,
+        };
+        broker.start_again().await?;
+        Ok(broker)
+    }
+
+    /// `tcp://127.0.0.1:PORT`, the form tansu's own commands take.
+    pub fn url(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    /// Kills the broker; topics and messages are gone.
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts a fresh, empty broker on the same port.
+    pub async fn start_again(&mut self) -> Result<()> {
+        self.proc.spawn()?;
+        let addr = self.addr;
+        let log = self.proc.log_path().to_path_buf();
+        self.proc
+            .wait_ready(START_TIMEOUT, || {
+                let log = log.clone();
+                async move {
+                    std::fs::read_to_string(&log).is_ok_and(|l| l.contains("ready in"))
+                        && tokio::net::TcpStream::connect(addr).await.is_ok()
+                }
+            })
+            .await
+    }
+
+    /// Creates a topic with `tansu topic create NAME --partitions N`.
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        let out = self
+            .tansu_command(&[
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "tansu topic create {name} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Produces JSON records with `tansu cat produce`: each item is one record
+    /// `{"key": .., "value": ..}` (key and value are sent as their JSON text).
+    pub async fn produce_json(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[serde_json::Value],
+    ) -> Result<()> {
+        let input = self
+            .dir
+            .path()
+            .join(format!("produce-{}.json", crate::free_port()));
+        let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+        std::fs::write(&input, lines.join("\n") + "\n")?;
+        let out = self
+            .tansu_command(&[
+                "cat",
+                "produce",
+                topic,
+                &input.display().to_string(),
+                "--partition",
+                &partition.to_string(),
+            ])
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "tansu cat produce {topic} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads a partition from offset 0 with `tansu cat consume` (waiting at most `max_wait`
+    /// for data) and returns what it printed: one JSON record per line.
+    pub async fn consume_json(
+        &self,
+        topic: &str,
+        partition: i32,
+        max_wait: Duration,
+    ) -> Result<String> {
+        let out = self
+            .tansu_command(&[
+                "cat",
+                "consume",
+                topic,
+                "--partition",
+                &partition.to_string(),
+                "--max-wait-time-ms",
+                &max_wait.as_millis().to_string(),
+            ])
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "tansu cat consume {topic} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The broker's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.proc.log_path()).unwrap_or_default()
+    }
+
+    async fn tansu_command(&self, args: &[&str]) -> Result<Output> {
+        let mut cmd = Command::new(&self.tansu);
+        cmd.args(args)
+            .arg("--broker")
+            .arg(self.url())
+            .current_dir(self.dir.path())
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .stdin(Stdio::null());
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        tokio::time::timeout(Duration::from_secs(60), cmd.output())
+            .await
+            .with_context(|| format!("tansu {} timed out", args.join(" ")))?
+            .with_context(|| format!("running tansu {}", args.join(" ")))
+    }
+}
