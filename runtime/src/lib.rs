@@ -15,6 +15,7 @@ mod provenance;
 mod registry;
 mod session;
 pub mod severity;
+pub mod testing;
 mod spec;
 mod template;
 pub mod yaml;
@@ -42,7 +43,10 @@ pub use properties::{
 pub use provenance::{EventKind, ProvenanceEvent, ProvenanceRepository};
 pub use registry::{Registry, suggest};
 pub use session::{NodeIo, Output, ProcessSession};
-pub use spec::{ConnectionSpec, Diagnostic, FlowErrors, FlowSpec, ProcessorSpec, load_flow, parse_flow};
+pub use spec::{
+    ConnectionSpec, Diagnostic, FlowErrors, FlowSpec, ProcessorSpec, load_flow, parse_flow,
+    parse_properties,
+};
 pub use template::{Escape, Template, TemplateError};
 pub use yaml::Pos;
 

@@ -988,3 +988,33 @@ fn rel_hint(r: &str, rels: &[RelationshipDef]) -> String {
         None => format!("its relationships: {}", names.join(", ")),
     }
 }
+
+/// Validates a YAML mapping as the properties of one processor of `kind`
+/// (processor tests, examples, the UI's property check).
+///
+/// # Errors
+/// Every problem found, positions relative to `yaml`.
+pub fn parse_properties(
+    kind: &Arc<dyn ProcessorType>,
+    yaml: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Properties, FlowErrors> {
+    let mut ctx = Ctx {
+        file: format!("<{} properties>", kind.name()),
+        diags: Vec::new(),
+        env,
+    };
+    let node = match yaml::parse(yaml) {
+        Ok(n) => n,
+        Err(e) => {
+            ctx.err(e.pos, format!("invalid YAML: {}", e.message), None);
+            return Err(FlowErrors(ctx.diags));
+        }
+    };
+    let props = properties(&mut ctx, kind, Some(&node), node.pos, "under_test");
+    if ctx.diags.is_empty() {
+        Ok(props)
+    } else {
+        Err(FlowErrors(ctx.diags))
+    }
+}

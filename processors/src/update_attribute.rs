@@ -1,0 +1,134 @@
+//! UpdateAttribute: sets attributes from templates and deletes attributes.
+//!
+//! Templates see the attributes as they were when the FlowFile arrived, so
+//! the order of `set` entries does not matter.
+//!
+//! ```yaml
+//! tag:
+//!   type: UpdateAttribute
+//!   properties:
+//!     set:
+//!       environment: production
+//!       colour: "{{#if (lte (num syslog.severity) 3)}}danger{{else}}good{{/if}}"
+//!     delete: [http.headers.cookie]
+//! ```
+
+use sluice_runtime::{
+    BuildContext, BuildError, Escape, InputRequirement, Level, ProcessContext, ProcessError,
+    ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
+    RelationshipDef, Template, async_trait,
+};
+
+/// Every FlowFile goes here.
+pub const SUCCESS: &str = "success";
+
+const PROPERTIES: &[PropertyDescriptor] = &[
+    PropertyDescriptor::optional(
+        "set",
+        PropKind::MapOf(&PropKind::Template),
+        None,
+        "Attributes to set: name -> template over the incoming attributes.",
+    ),
+    PropertyDescriptor::optional(
+        "delete",
+        PropKind::ListOf(&PropKind::NonEmpty),
+        None,
+        "Attribute names to remove.",
+    ),
+];
+
+/// The registry entry.
+pub struct UpdateAttributeType;
+
+impl ProcessorType for UpdateAttributeType {
+    fn name(&self) -> &'static str {
+        "UpdateAttribute"
+    }
+    fn description(&self) -> &'static str {
+        "Sets attributes from handlebars templates over the incoming attributes and removes attributes by name."
+    }
+    fn properties(&self) -> &'static [PropertyDescriptor] {
+        PROPERTIES
+    }
+    fn input(&self) -> InputRequirement {
+        InputRequirement::Required
+    }
+    fn relationships(&self, _: &Properties) -> Vec<RelationshipDef> {
+        vec![RelationshipDef::new(SUCCESS, "Every FlowFile, updated.")]
+    }
+    fn build(&self, props: &Properties, _: &BuildContext) -> Result<Box<dyn Processor>, BuildError> {
+        let mut set = Vec::new();
+        for (name, src) in props.map("set")? {
+            let t = Template::compile(&src, Escape::None)
+                .map_err(|e| BuildError::Other(format!("set.{name}: {e}")))?;
+            set.push((sluice_runtime::AttrStr::from(name.as_str()), t));
+        }
+        Ok(Box::new(UpdateAttribute {
+            set,
+            delete: props.list("delete")?,
+        }))
+    }
+    fn example(&self) -> &'static str {
+        "set:\n  environment: production\n  colour: \"{{#if (lte (num syslog.severity) 3)}}danger{{else}}good{{/if}}\"\ndelete: [http.headers.cookie]"
+    }
+}
+
+struct UpdateAttribute {
+    set: Vec<(sluice_runtime::AttrStr, Template)>,
+    delete: Vec<String>,
+}
+
+#[async_trait]
+impl Processor for UpdateAttribute {
+    async fn on_trigger(
+        &self,
+        ctx: &ProcessContext,
+        session: &mut ProcessSession,
+    ) -> Result<(), ProcessError> {
+        for mut ff in session.get_batch(ctx.scheduling().batch_size) {
+            let original = ff.attributes.clone();
+            for (name, t) in &self.set {
+                match t.render(&original) {
+                    Ok(v) => ff.attributes.insert(name.clone(), v),
+                    Err(e) => {
+                        // Helpers can fail on odd input; say so on the FlowFile
+                        // and to the operator rather than guess a value.
+                        ctx.bulletin(Level::Warn, format!("set.{name}: {e}"));
+                        ff.attributes.insert("update.error", e.to_string());
+                    }
+                }
+            }
+            for d in &self.delete {
+                ff.attributes.remove(d);
+            }
+            session.transfer(ff, SUCCESS);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_runtime::testing::{TestRunner, check_type_contract};
+
+    #[test]
+    fn contract() {
+        check_type_contract(&UpdateAttributeType, &crate::registry()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn sets_from_original_attributes_and_deletes() {
+        let yaml = "set:\n  a: \"{{b}}-x\"\n  b: new\ndelete: [gone]\n";
+        let props = crate::test_props(&UpdateAttributeType, yaml);
+        let r = TestRunner::with_properties(&UpdateAttributeType, props, Default::default()).unwrap();
+        r.enqueue("body", &[("b", "old"), ("gone", "1")]);
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].attr("a"), Some("old-x"));
+        assert_eq!(out[0].attr("b"), Some("new"));
+        assert_eq!(out[0].attr("gone"), None);
+        assert_eq!(TestRunner::text(&out[0]), "body");
+    }
+}
