@@ -1,0 +1,85 @@
+//! Loading flow files: validation of each file, then one combined graph.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use sluice_runtime::{FlowSpec, Registry, load_flow};
+
+/// Loads and validates `paths`; prints every error of every file.
+/// Several files form one graph: processor and connection ids must be unique
+/// across them.
+pub fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<FlowSpec> {
+    let mut specs = Vec::new();
+    let mut failed = 0usize;
+    for p in paths {
+        match load_flow(p, registry) {
+            Ok(s) => specs.push(s),
+            Err(e) => {
+                failed += e.0.len();
+                eprintln!("{e}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} error(s) in flow files; nothing was started");
+    }
+    combine(specs)
+}
+
+fn combine(mut specs: Vec<FlowSpec>) -> Result<FlowSpec> {
+    let Some(mut first) = (!specs.is_empty()).then(|| specs.remove(0)) else {
+        bail!("no flow file given");
+    };
+    for s in specs {
+        for p in s.processors {
+            if let Some(prev) = first.processor(&p.id) {
+                bail!(
+                    "{}:{}: processor `{}` is also declared in {}:{}; ids must be unique across flow files",
+                    s.path.display(),
+                    p.pos,
+                    p.id,
+                    first.path.display(),
+                    prev.pos
+                );
+            }
+            first.processors.push(p);
+        }
+        for c in s.connections {
+            if first.connections.iter().any(|x| x.id == c.id) {
+                bail!(
+                    "{}:{}: connection `{}` is declared in two flow files",
+                    s.path.display(),
+                    c.pos,
+                    c.id
+                );
+            }
+            first.connections.push(c);
+        }
+        first.name = format!("{}+{}", first.name, s.name);
+        first.source.push_str("\n---\n");
+        first.source.push_str(&s.source);
+    }
+    Ok(first)
+}
+
+/// `sluice validate`.
+pub fn validate(paths: &[PathBuf], registry: &Registry) -> Result<ExitCode> {
+    let mut ok = true;
+    for p in paths {
+        match load_flow(p, registry) {
+            Ok(s) => println!(
+                "{}: ok: flow `{}`, {} processors, {} connections",
+                p.display(),
+                s.name,
+                s.processors.len(),
+                s.connections.len()
+            ),
+            Err(e) => {
+                ok = false;
+                eprintln!("{e}");
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
