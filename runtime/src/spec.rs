@@ -757,6 +757,9 @@ pub fn parse_flow(
 
     // Connections.
     let mut connections: Vec<ConnectionSpec> = Vec::new();
+    // Endpoints of connections refused above, so their absence is not
+    // reported a second time as "not connected".
+    let mut refused: Vec<(String, Vec<String>, String)> = Vec::new();
     let ids: Vec<&str> = raw.iter().map(|r| r.id.as_str()).collect();
     if let Some(cn) = conns_node {
         let items: &[Node] = match &cn.value {
@@ -922,6 +925,9 @@ pub fn parse_flow(
                 );
                 continue;
             }
+            if !ok {
+                refused.push((from.clone(), rel_names.clone(), to.clone()));
+            }
             if ok {
                 connections.push(ConnectionSpec {
                     id,
@@ -940,7 +946,8 @@ pub fn parse_flow(
         for r in &p.relationships {
             let connected = connections
                 .iter()
-                .any(|c| c.from == p.id && c.relationships.contains(&r.name));
+                .any(|c| c.from == p.id && c.relationships.contains(&r.name))
+                || refused.iter().any(|(f, _, _)| f == &p.id);
             if !connected && !p.auto_terminate.contains(&r.name) {
                 ctx.err(
                     p.pos,
@@ -955,7 +962,8 @@ pub fn parse_flow(
                 );
             }
         }
-        let has_input = connections.iter().any(|c| c.to == p.id);
+        let has_input = connections.iter().any(|c| c.to == p.id)
+            || refused.iter().any(|(_, _, t)| t == &p.id);
         if p.kind.input() == InputRequirement::Required && !has_input {
             ctx.err(
                 p.pos,
