@@ -41,11 +41,16 @@ pub fn list(name: Option<&str>, registry: &Registry) -> Result<ExitCode> {
         if d.sensitive {
             flags.push("secret".to_string());
         }
-        println!("  {} ({}){}", d.name, d.kind.describe(), if flags.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", flags.join(", "))
-        });
+        println!(
+            "  {} ({}){}",
+            d.name,
+            d.kind.describe(),
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", flags.join(", "))
+            }
+        );
         println!("      {}", d.description);
     }
     println!("\nRelationships:");

@@ -190,7 +190,13 @@ fn summary(s: &FlowStatus, ran: Duration) -> String {
         let _ = writeln!(
             out,
             "  {:<20} {:<18} in {:>9} out {:>9} created {:>9} dropped {:>9} errors {}",
-            p.id, p.kind, p.flowfiles_in, p.flowfiles_out, p.flowfiles_created, p.flowfiles_dropped, p.errors
+            p.id,
+            p.kind,
+            p.flowfiles_in,
+            p.flowfiles_out,
+            p.flowfiles_created,
+            p.flowfiles_dropped,
+            p.errors
         );
     }
     let queued: u64 = s.connections.iter().map(|c| c.queued_count).sum();

@@ -14,7 +14,8 @@ fn validate(yaml: &str) -> (bool, String, String) {
         .env_remove("SLUICE_TEST_UNSET")
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "flow.yaml");
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "flow.yaml");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -52,12 +53,18 @@ fn assert_error(yaml: &str, expected: &[&str]) {
 fn a_good_flow_validates() {
     let (ok, out, err) = validate(GOOD);
     assert!(ok, "{err}");
-    assert!(out.contains("ok: flow `loop`, 2 processors, 2 connections"), "{out}");
+    assert!(
+        out.contains("ok: flow `loop`, 2 processors, 2 connections"),
+        "{out}"
+    );
 }
 
 #[test]
 fn unknown_type_suggests_the_closest() {
-    let yaml = GOOD.replace("type: UpdateAttribute\n    properties", "type: UpdateAtribute\n    properties");
+    let yaml = GOOD.replace(
+        "type: UpdateAttribute\n    properties",
+        "type: UpdateAtribute\n    properties",
+    );
     assert_error(
         &yaml,
         &[
@@ -80,12 +87,21 @@ fn unknown_property_and_bad_template_are_both_reported() {
         "{err}"
     );
     assert!(
-        err.lines().any(|l| l.starts_with("flow.yaml:11:22: error: property `set.broken`: bad template")),
+        err.lines()
+            .any(|l| l.starts_with("flow.yaml:11:22: error: property `set.broken`: bad template")),
         "{err}"
     );
     // c's success is unconnected and c has no input: reported in the same run.
-    assert!(err.contains("relationship `success` of processor `c` is not connected and not auto-terminated"), "{err}");
-    assert!(err.contains("errors found; the flow was not started"), "{err}");
+    assert!(
+        err.contains(
+            "relationship `success` of processor `c` is not connected and not auto-terminated"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("errors found; the flow was not started"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,9 +144,20 @@ fn bad_connection_settings() {
     );
     let (ok, _, err) = validate(&yaml);
     assert!(!ok);
-    assert!(err.contains("error: unknown when_full policy `drop-newest`\n  hint: did you mean `drop-oldest`?"), "{err}");
-    assert!(err.contains("error: max_bytes: `5 parsecs`: unknown unit `parsecs`"), "{err}");
-    assert!(err.contains("error: expiration: `soon` is not a duration"), "{err}");
+    assert!(
+        err.contains(
+            "error: unknown when_full policy `drop-newest`\n  hint: did you mean `drop-oldest`?"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: max_bytes: `5 parsecs`: unknown unit `parsecs`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: expiration: `soon` is not a duration"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,6 +199,9 @@ fn a_missing_file_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/flow.yaml:0:0: error: cannot read flow file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/flow.yaml:0:0: error: cannot read flow file"),
+        "{err}"
+    );
     assert!(Path::new(env!("CARGO_BIN_EXE_sluice")).exists());
 }

@@ -47,7 +47,13 @@ pub struct NodeIo {
     pub provenance: Arc<ProvenanceRepository>,
     /// Penalty duration.
     pub penalty: Duration,
+    /// Observers that receive a copy of every FlowFile committed to a
+    /// relationship (flow unit tests, debugging).
+    pub taps: Vec<(String, Tap)>,
 }
+
+/// Copies of FlowFiles committed to one relationship.
+pub type Tap = Arc<parking_lot::Mutex<Vec<FlowFile>>>;
 
 /// A unit of work; see the module docs.
 pub struct ProcessSession {
@@ -266,8 +272,10 @@ impl ProcessSession {
         match self.io.outputs.iter().position(|o| o.relationship == rel) {
             Some(i) => self.transfers.push((i, ff)),
             None => {
-                self.problems
-                    .push(format!("no relationship `{rel}` on processor `{}`", self.io.id));
+                self.problems.push(format!(
+                    "no relationship `{rel}` on processor `{}`",
+                    self.io.id
+                ));
                 self.open.insert(ff.id);
             }
         }
@@ -318,6 +326,11 @@ impl ProcessSession {
         let transfers = std::mem::take(&mut self.transfers);
         for (oi, ff) in transfers {
             let out = &io.outputs[oi];
+            for (rel, tap) in &io.taps {
+                if *rel == out.relationship {
+                    tap.lock().push(ff.clone());
+                }
+            }
             if out.connections.is_empty() {
                 self.event(
                     EventKind::Drop,
@@ -360,7 +373,9 @@ impl ProcessSession {
                 for ff in batch.iter_mut() {
                     if let Err(e) = journal.persist_content(ff) {
                         self.restore_after_failed_commit(batches, terminated);
-                        return Err(ProcessError::new(e.to_string()).yield_for(Duration::from_secs(1)));
+                        return Err(
+                            ProcessError::new(e.to_string()).yield_for(Duration::from_secs(1))
+                        );
                     }
                 }
             }

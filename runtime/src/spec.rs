@@ -215,7 +215,11 @@ impl Ctx<'_> {
             out.push_str(&rest[..start]);
             let after = &rest[start + 6..];
             let Some(end) = after.find('}') else {
-                self.err(pos, "unclosed `${env:` reference", Some("write ${env:NAME}".into()));
+                self.err(
+                    pos,
+                    "unclosed `${env:` reference",
+                    Some("write ${env:NAME}".into()),
+                );
                 return raw.to_string();
             };
             let inner = &after[..end];
@@ -308,7 +312,13 @@ impl Ctx<'_> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "defaults", "processors", "connections"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "defaults",
+    "processors",
+    "connections",
+];
 const DEFAULT_KEYS: &[&str] = &["back_pressure", "scheduling", "provenance_events"];
 const PROC_KEYS: &[&str] = &[
     "type",
@@ -432,11 +442,7 @@ fn check_kind(kind: &PropKind, s: &Scalar) -> Result<(), String> {
     }
 }
 
-fn property_value(
-    ctx: &mut Ctx<'_>,
-    desc: &PropertyDescriptor,
-    node: &Node,
-) -> Option<PropValue> {
+fn property_value(ctx: &mut Ctx<'_>, desc: &PropertyDescriptor, node: &Node) -> Option<PropValue> {
     let name = desc.name;
     match (&desc.kind, &node.value) {
         (PropKind::MapOf(inner), Value::Map(entries)) => {
@@ -445,7 +451,11 @@ fn property_value(
                 let key = ctx.scalar(k, &format!("a key of `{name}`"))?;
                 let val = ctx.scalar(v, &format!("`{name}.{}`", key.value))?;
                 if let Err(m) = check_kind(inner, &val) {
-                    ctx.err(val.pos, format!("property `{name}.{}`: {m}", key.value), None);
+                    ctx.err(
+                        val.pos,
+                        format!("property `{name}.{}`: {m}", key.value),
+                        None,
+                    );
                 }
                 out.push((key, val));
             }
@@ -454,7 +464,10 @@ fn property_value(
         (PropKind::MapOf(_), _) => {
             ctx.err(
                 node.pos,
-                format!("property `{name}` must be a mapping of name: value, found {}", node.kind_name()),
+                format!(
+                    "property `{name}` must be a mapping of name: value, found {}",
+                    node.kind_name()
+                ),
                 None,
             );
             None
@@ -739,7 +752,10 @@ pub fn parse_flow(
             } else {
                 ctx.err(
                     *pos,
-                    format!("processor `{}` has no relationship `{r}` to auto-terminate", rp.id),
+                    format!(
+                        "processor `{}` has no relationship `{r}` to auto-terminate",
+                        rp.id
+                    ),
                     Some(rel_hint(r, &relationships)),
                 );
             }
@@ -899,7 +915,10 @@ pub fn parse_flow(
                         ok = false;
                         ctx.err(
                             *pos,
-                            format!("processor `{from}` ({}) has no relationship `{r}`", fp.kind.name()),
+                            format!(
+                                "processor `{from}` ({}) has no relationship `{r}`",
+                                fp.kind.name()
+                            ),
                             Some(rel_hint(r, &fp.relationships)),
                         );
                     }
@@ -962,12 +981,16 @@ pub fn parse_flow(
                 );
             }
         }
-        let has_input = connections.iter().any(|c| c.to == p.id)
-            || refused.iter().any(|(_, _, t)| t == &p.id);
+        let has_input =
+            connections.iter().any(|c| c.to == p.id) || refused.iter().any(|(_, _, t)| t == &p.id);
         if p.kind.input() == InputRequirement::Required && !has_input {
             ctx.err(
                 p.pos,
-                format!("processor `{}` ({}) needs an incoming connection", p.id, p.kind.name()),
+                format!(
+                    "processor `{}` ({}) needs an incoming connection",
+                    p.id,
+                    p.kind.name()
+                ),
                 None,
             );
         }
