@@ -743,3 +743,50 @@ async fn logger_sends_every_transport_and_format() {
         "{line:?}"
     );
 }
+
+// -------------------------------------------------------------------------------- browser
+
+#[tokio::test]
+async fn chromium_via_playwright_loads_a_local_page() {
+    let page = HttpReceiver::start().await.expect("receiver");
+    page.set_response(
+        200,
+        "text/html",
+        "<html><head><title>sluice page</title></head><body><p id=x>ok</p></body></html>",
+    );
+    let script = r#"
+const { chromium } = require('playwright-core');
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+  const p = await browser.newPage();
+  await p.goto(process.env.URL);
+  console.log(await p.title() + '|' + await p.textContent('#x'));
+  await browser.close();
+})().catch(e => { console.error(e); process.exit(1); });
+"#;
+    let out = tokio::process::Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .env(
+            "NODE_PATH",
+            sluice_testkit::playwright_node_path().expect("playwright-core"),
+        )
+        .env("CHROMIUM", sluice_testkit::chromium().expect("chromium"))
+        .env("URL", format!("{}/index.html", page.url()))
+        .output()
+        .await
+        .expect("node runs");
+    assert!(out.status.success(), "node: {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "sluice page|ok"
+    );
+    assert!(
+        page.requests().iter().any(|r| r.path == "/index.html"),
+        "{:?}",
+        page.requests()
+    );
+}
