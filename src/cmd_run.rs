@@ -14,8 +14,15 @@ use sluice_runtime::{Engine, EngineOptions, FlowStatus, Registry, parse_duration
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Flow files; their processors form one graph.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "builtin")]
     flows: Vec<PathBuf>,
+    /// Run a built-in flow (`sluice flows` lists them); may repeat.
+    #[arg(long)]
+    builtin: Vec<String>,
+    /// Re-read changed flow files and apply the difference without losing
+    /// queued FlowFiles; an invalid change is refused and the flow keeps going.
+    #[arg(long)]
+    watch: bool,
     /// Interval of the status line on stderr (`0` turns it off).
     #[arg(long, default_value = "5s")]
     status_interval: String,
@@ -30,7 +37,7 @@ pub struct RunArgs {
 /// Runs the flow until a signal (or `--duration`).
 pub fn run(args: RunArgs, registry: &Registry) -> Result<ExitCode> {
     init_logging();
-    let spec = crate::flows::load_all(&args.flows, registry)?;
+    let spec = crate::flows::load_with_builtins(&args.flows, &args.builtin, registry)?;
     let status_every = dur("--status-interval", &args.status_interval)?;
     let grace = dur("--grace", &args.grace)?;
     let stop_after = args
@@ -50,12 +57,70 @@ pub fn run(args: RunArgs, registry: &Registry) -> Result<ExitCode> {
             .context("starting the flow")?;
         tracing::info!(flow = %name, "flow started");
         let started = Instant::now();
+        if args.watch {
+            tokio::spawn(watch(
+                engine.clone(),
+                args.flows.clone(),
+                args.builtin.clone(),
+                registry.clone(),
+            ));
+        }
         let reason = wait_for_stop(&engine, status_every, stop_after).await;
         tracing::info!(flow = %name, reason, "shutting down");
         engine.shutdown(grace).await;
         eprintln!("{}", summary(&engine.status(), started.elapsed()));
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Polls the flow files' modification times; on a change, validates and
+/// applies the new flow. Invalid changes are refused with their errors.
+async fn watch(
+    engine: Arc<Engine>,
+    paths: Vec<PathBuf>,
+    builtins: Vec<String>,
+    registry: Registry,
+) {
+    let stamp = |paths: &[PathBuf]| -> Vec<Option<std::time::SystemTime>> {
+        paths
+            .iter()
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect()
+    };
+    let mut last = stamp(&paths);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            () = engine.shutdown_token().cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = stamp(&paths);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match crate::flows::load_with_builtins(&paths, &builtins, &registry) {
+            Err(e) => {
+                tracing::error!(error = %e, "flow change refused; the running flow is unchanged")
+            }
+            Ok(spec) => match engine.reload(spec).await {
+                Ok(s) if s.is_empty() => tracing::info!("flow files changed; nothing to apply"),
+                Ok(s) => tracing::info!(
+                    added = ?s.added,
+                    removed = ?s.removed,
+                    changed = ?s.changed,
+                    connections = ?s.connections_changed,
+                    moved = s.flowfiles_moved,
+                    orphaned = s.flowfiles_orphaned,
+                    failed = ?s.failed_to_start,
+                    "flow reloaded"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "flow change refused; the running flow is unchanged")
+                }
+            },
+        }
+    }
 }
 
 fn dur(flag: &str, s: &str) -> Result<Duration> {

@@ -6,12 +6,38 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use sluice_runtime::{FlowSpec, Registry, load_flow};
 
-/// Loads and validates `paths`; prints every error of every file.
-/// Several files form one graph: processor and connection ids must be unique
-/// across them.
+/// Loads and validates `paths` and the built-in flows named in `builtins`;
+/// prints every error of every file. Several files form one graph: processor
+/// and connection ids must be unique across them.
 pub fn load_all(paths: &[PathBuf], registry: &Registry) -> Result<FlowSpec> {
+    load_with_builtins(paths, &[], registry)
+}
+
+/// As [`load_all`], with built-in flows too.
+pub fn load_with_builtins(
+    paths: &[PathBuf],
+    builtins: &[String],
+    registry: &Registry,
+) -> Result<FlowSpec> {
     let mut specs = Vec::new();
     let mut failed = 0usize;
+    for name in builtins {
+        let Some(b) = crate::builtin::find(name) else {
+            let names: Vec<&str> = crate::builtin::BUILTINS.iter().map(|b| b.name).collect();
+            match sluice_runtime::suggest(name, names.iter().copied()) {
+                Some(s) => bail!("no built-in flow `{name}`; did you mean `{s}`?"),
+                None => bail!("no built-in flow `{name}`; `sluice flows` lists them"),
+            }
+        };
+        let path = PathBuf::from(format!("{}.yaml", b.name));
+        match sluice_runtime::parse_flow(b.yaml, &path, registry, &|k| std::env::var(k).ok()) {
+            Ok(s) => specs.push(s),
+            Err(e) => {
+                failed += e.0.len();
+                eprintln!("{e}");
+            }
+        }
+    }
     for p in paths {
         match load_flow(p, registry) {
             Ok(s) => specs.push(s),

@@ -1,6 +1,8 @@
 //! `sluice`: a NiFi-style dataflow router. This file is the command line only;
 //! each command lives in its own module.
 
+mod builtin;
+mod cmd_flows;
 mod cmd_graph;
 mod cmd_processors;
 mod cmd_run;
@@ -42,6 +44,26 @@ enum Command {
         /// A type name, e.g. RouteOnAttribute.
         name: Option<String>,
     },
+    /// List the built-in flows, or print one (`sluice flows show NAME`).
+    Flows {
+        #[command(subcommand)]
+        show: Option<FlowsCmd>,
+    },
+    /// Run flow unit tests (`NAME.test.yaml` beside each flow); with no file,
+    /// the built-in flows' tests.
+    Test {
+        /// Flow files or test files.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowsCmd {
+    /// Print a built-in flow's YAML, to copy and edit.
+    Show {
+        /// Built-in flow name.
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -58,6 +80,11 @@ fn main() -> ExitCode {
         Command::Validate { flows } => flows::validate(&flows, &registry),
         Command::Graph { flow, format } => cmd_graph::graph(&flow, format, &registry),
         Command::Processors { name } => cmd_processors::list(name.as_deref(), &registry),
+        Command::Flows { show } => cmd_flows::flows(match &show {
+            Some(FlowsCmd::Show { name }) => Some(name.as_str()),
+            None => None,
+        }),
+        Command::Test { files } => cmd_flows::test(&files, &registry),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ mod connection;
 mod engine;
 mod expr;
 mod flowfile;
+pub mod flowtest;
 mod journal;
 mod metrics;
 mod processor;
