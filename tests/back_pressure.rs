@@ -108,3 +108,83 @@ async fn back_pressure_by_count() {
 async fn back_pressure_by_bytes() {
     stalled_sink("{ max_bytes: 1 MB }", 4096, 50).await;
 }
+
+/// A stalled sink behind a `drop-oldest` edge does not stall its sibling: the
+/// source keeps producing, the fast sink gets everything, the slow edge holds
+/// at its threshold and counts what it dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_edge_does_not_stall_siblings() {
+    let shared = Arc::new(Shared::default());
+    let registry = registry(&shared);
+    let yaml = "name: fanout
+processors:
+  src:
+    type: TestCounterSource
+    scheduling: { batch_size: 100 }
+  fast:
+    type: TestRecordingSink
+  slow:
+    type: TestRecordingSink
+connections:
+  - { from: src, relationship: success, to: fast, back_pressure: { max_count: 1000 } }
+  - { from: src, relationship: success, to: slow, back_pressure: { max_count: 500 }, when_full: drop-oldest }
+";
+    let spec = parse_flow(
+        yaml,
+        std::path::Path::new("fanout.yaml"),
+        &registry,
+        &|_| None,
+    )
+    .unwrap();
+    let engine = Engine::start(spec, EngineOptions::default()).await.unwrap();
+    engine.set_running("slow", false);
+    let slow = engine.connection("src.success->slow").unwrap();
+    // Far more than both thresholds flows through while `slow` is stalled.
+    wait_until("20k through the fast edge", Duration::from_secs(30), || {
+        shared.received.lock().len() > 20_000
+    })
+    .await;
+    assert!(
+        slow.queued_count() <= 500 + 100,
+        "slow edge overfilled: {}",
+        slow.queued_count()
+    );
+    assert!(!slow.is_back_pressured(), "a drop-oldest edge never blocks");
+    engine.set_running("src", false);
+    let src = engine.node("src").unwrap().context().stats().clone();
+    wait_until("source idle", Duration::from_secs(5), || {
+        src.active_tasks.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    let produced = shared.next_seq.load(Ordering::SeqCst);
+    wait_until("fast edge drained", Duration::from_secs(20), || {
+        engine
+            .connection("src.success->fast")
+            .unwrap()
+            .queued_count()
+            == 0
+    })
+    .await;
+    let dropped = slow.counters().dropped_overflow.load(Ordering::SeqCst);
+    assert_eq!(
+        dropped + slow.queued_count(),
+        produced,
+        "every FlowFile on the slow edge is queued or counted as dropped"
+    );
+    // What the slow edge kept is the newest, in order.
+    let kept: Vec<u64> = slow
+        .listing(usize::MAX)
+        .iter()
+        .map(|f| f.attr("seq").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(kept.first().copied(), Some(produced - kept.len() as u64));
+    assert!(kept.windows(2).all(|w| w[0] + 1 == w[1]));
+    let status = engine.status();
+    let s = status
+        .connections
+        .iter()
+        .find(|c| c.id == "src.success->slow")
+        .unwrap();
+    assert_eq!(s.dropped_overflow, dropped);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
