@@ -515,20 +515,17 @@ impl Engine {
                     })
                 })
                 .map(|(_, c)| c.clone());
-            match successor {
-                Some(c) => {
-                    c.push_batch(queued);
-                    summary.flowfiles_moved += n;
-                }
-                None => {
-                    tracing::warn!(connection = %o.id, count = n, "connection removed with FlowFiles queued; kept aside as orphaned");
-                    self.orphaned
-                        .lock()
-                        .entry(o.id.clone())
-                        .or_default()
-                        .extend(queued);
-                    summary.flowfiles_orphaned += n;
-                }
+            if let Some(c) = successor {
+                c.push_batch(queued);
+                summary.flowfiles_moved += n;
+            } else {
+                tracing::warn!(connection = %o.id, count = n, "connection removed with FlowFiles queued; kept aside as orphaned");
+                self.orphaned
+                    .lock()
+                    .entry(o.id.clone())
+                    .or_default()
+                    .extend(queued);
+                summary.flowfiles_orphaned += n;
             }
         }
         // Recovered FlowFiles go back where they were.
@@ -537,12 +534,11 @@ impl Engine {
             by_conn.entry(cid).or_default().push(ff);
         }
         for (cid, ffs) in by_conn {
-            match connections.iter().find(|(s, _)| s.id == cid) {
-                Some((_, conn)) => conn.push_batch(ffs),
-                None => {
-                    tracing::warn!(connection = %cid, count = ffs.len(), "recovered FlowFiles belong to a connection that is no longer in the flow; kept aside");
-                    self.orphaned.lock().entry(cid).or_default().extend(ffs);
-                }
+            if let Some((_, conn)) = connections.iter().find(|(s, _)| s.id == cid) {
+                conn.push_batch(ffs)
+            } else {
+                tracing::warn!(connection = %cid, count = ffs.len(), "recovered FlowFiles belong to a connection that is no longer in the flow; kept aside");
+                self.orphaned.lock().entry(cid).or_default().extend(ffs);
             }
         }
         // 3. Nodes: kept ones get their new connections; new ones are created.
