@@ -187,13 +187,15 @@ impl ProcessSession {
     pub fn create(&mut self) -> FlowFile {
         let ff = FlowFile::new();
         self.track_new(&ff);
+        self.event(EventKind::Create, &ff, Vec::new(), String::new());
         ff
     }
 
     /// A new FlowFile with data received from outside; `source` is its URI
     /// (RECEIVE event at commit, with the attributes it has then).
     pub fn receive(&mut self, source: &str) -> FlowFile {
-        let ff = self.create();
+        let ff = FlowFile::new();
+        self.track_new(&ff);
         self.events.push(ProvenanceEvent {
             seq: 0,
             time: now_millis(),
@@ -343,6 +345,7 @@ impl ProcessSession {
                 continue;
             }
             self.event(EventKind::Route, &ff, Vec::new(), out.relationship.clone());
+            let ff_id = ff.id;
             let last = out.connections.len() - 1;
             let mut ff = Some(ff);
             for (ci, conn) in out.connections.iter().enumerate() {
@@ -356,6 +359,12 @@ impl ProcessSession {
                     })
                 };
                 let Some(copy) = copy else { continue };
+                if ci != last {
+                    // A copy for another connection, linked to the original
+                    // so provenance follows both.
+                    let details = format!("clone to {}", conn.id());
+                    self.event(EventKind::Fork, &copy, vec![ff_id], details);
+                }
                 out_n += 1;
                 out_bytes += copy.size();
                 let slot = if let Some(s) = targets.iter().position(|t| Arc::ptr_eq(t, conn)) {

@@ -208,18 +208,8 @@ function wireProvenance() {
 
 // ---------------------------------------------------------------- start
 
-async function main() {
-  api.setTokenPrompt(askToken);
-  showToken();
-  $('token-button').addEventListener('click', () => askToken('The token is printed when sluice starts. It is kept for this tab only.'));
-  for (const b of document.querySelectorAll('[data-tab]')) b.addEventListener('click', () => showTab(b.dataset.tab));
-  wireProvenance();
-  try {
-    state.flow = await api.getJSON('/api/flow');
-  } catch (e) {
-    banner('Cannot load the flow: ' + e.message);
-    return;
-  }
+async function loadFlow() {
+  state.flow = await api.getJSON('/api/flow');
   document.title = state.flow.name + ' · Sluice';
   replace($('source'), sourceView(state.flow.source));
   $('source-file').textContent = state.flow.file;
@@ -227,14 +217,36 @@ async function main() {
     processor: (id) => select('processor', id),
     connection: (id) => select('connection', id),
   });
+  const sel = state.selected;
+  const still = sel && (sel.kind === 'processor' ? state.flow.processors : state.flow.connections).some((x) => x.id === sel.id);
+  if (still) state.graph.select(sel.kind, sel.id);
+  else state.selected = null;
+  // Whatever status arrived while the graph was being drawn.
+  state.graph.update({ processors: [...state.processors.values()], connections: [...state.connections.values()] });
   header();
   renderPanel();
+}
+
+async function main() {
+  api.setTokenPrompt(askToken);
+  showToken();
+  $('token-button').addEventListener('click', () => askToken('The token is printed when sluice starts. It is kept for this tab only.'));
+  for (const b of document.querySelectorAll('[data-tab]')) b.addEventListener('click', () => showTab(b.dataset.tab));
+  wireProvenance();
+  try {
+    await loadFlow();
+  } catch (e) {
+    banner('Cannot load the flow: ' + e.message);
+    return;
+  }
   try {
     apply(await api.getJSON('/api/status'), true);
   } catch (e) {
     banner('Cannot load the status: ' + e.message);
   }
   api.openEvents({
+    // The flow was reloaded: redraw it; a whole status follows.
+    flow: () => loadFlow().catch((e) => banner('Cannot load the new flow: ' + e.message)),
     status: (s) => apply(s, true),
     delta: (d) => apply(d, false),
     bulletin: onBulletin,

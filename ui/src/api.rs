@@ -24,14 +24,15 @@ const MAX_LIMIT: usize = 1_000;
 
 /// `GET /api/flow`
 pub async fn flow(State(s): State<UiState>) -> Json<FlowView> {
-    Json(flow::view(s.engine.spec(), &s.redactor))
+    let (spec, redactor) = s.spec_and_redactor();
+    Json(flow::view(&spec, &redactor))
 }
 
 /// `GET /api/status`
 pub async fn status(State(s): State<UiState>) -> Json<StatusView> {
     let snapshot = s.engine.status();
     let mut rates = s.rates.lock();
-    Json(status::view(snapshot, &mut rates, &s.redactor))
+    Json(status::view(snapshot, &mut rates, &s.redactor()))
 }
 
 /// `GET /metrics`
@@ -47,7 +48,7 @@ pub async fn healthz(State(s): State<UiState>) -> Json<Value> {
     let shutting_down = s.engine.shutdown_token().is_cancelled();
     Json(json!({
         "status": if shutting_down { "stopping" } else { "ok" },
-        "flow": s.engine.spec().name,
+        "flow": s.engine.spec().name.clone(),
     }))
 }
 
@@ -95,6 +96,7 @@ pub async fn queue(
         .engine
         .connection(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no connection `{id}` in this flow")))?;
+    let redactor = s.redactor();
     let listed: Vec<QueuedFlowFile> = conn
         .listing(limit)
         .iter()
@@ -104,7 +106,7 @@ pub async fn queue(
             entry_date: ff.entry_date,
             lineage_start: ff.lineage_start,
             penalized_until: ff.penalized_until,
-            attributes: s.redactor.attributes(&ff.attributes),
+            attributes: redactor.attributes(&ff.attributes),
         })
         .collect();
     Ok(Json(json!({
@@ -202,7 +204,7 @@ pub async fn provenance(
             }
         }
         events.sort_by_key(|e| e.seq);
-        query = json!({ "attribute": key, "value": s.redactor.scrub(value) });
+        query = json!({ "attribute": key, "value": s.redactor().scrub(value) });
     } else {
         return Err(ApiError::BadRequest(
             "give `flowfile=ID`, or `attribute=NAME&value=VALUE`".into(),
@@ -214,7 +216,7 @@ pub async fn provenance(
             flowfiles.push(e.flowfile);
         }
     }
-    let r = &s.redactor;
+    let r = s.redactor();
     let shown: Vec<EventView> = events
         .into_iter()
         .map(|e| EventView {

@@ -1,6 +1,6 @@
 //! How the UI is served: address, access token, and whether reads are open.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use rand::RngCore;
@@ -56,7 +56,11 @@ impl UiConfig {
 pub fn generate_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 #[cfg(test)]

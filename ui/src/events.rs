@@ -4,11 +4,14 @@
 //! - `delta`: about every second: `uptime_ms` and the processors and
 //!   connections whose status changed since the last event (whole entries).
 //! - `bulletin`: each new bulletin, within a quarter second of being raised.
+//! - `flow`: the flow was reloaded; fetch `/api/flow` again (a `status`
+//!   event with the whole new status follows).
 //!
 //! The stream ends when the server or the flow shuts down.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -16,7 +19,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sluice_runtime::Bulletin;
+use sluice_runtime::{Bulletin, FlowSpec};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::state::UiState;
@@ -84,6 +87,8 @@ struct EventStream {
     /// Last sent JSON of each processor (`p:` id) and connection (`c:` id).
     sent: BTreeMap<String, Value>,
     bulletins: BulletinCursor,
+    /// The flow the stream last described.
+    spec: Option<Arc<FlowSpec>>,
     pending: VecDeque<Event>,
     status_tick: Interval,
     bulletin_tick: Interval,
@@ -102,6 +107,7 @@ impl EventStream {
             rates: RateTracker::default(),
             sent: BTreeMap::new(),
             bulletins,
+            spec: None,
             pending: VecDeque::new(),
             status_tick: ticker(STATUS_EVERY),
             bulletin_tick: ticker(BULLETINS_EVERY),
@@ -127,10 +133,21 @@ impl EventStream {
     }
 
     fn status(&mut self) {
+        let spec = self.state.engine.spec();
+        if !self.spec.as_ref().is_some_and(|s| Arc::ptr_eq(s, &spec)) {
+            if self.spec.is_some() {
+                // Reloaded: the page fetches the new graph; a whole status follows.
+                self.pending
+                    .push_back(event("flow", &json!({ "name": spec.name })));
+                self.started = false;
+                self.sent.clear();
+            }
+            self.spec = Some(spec);
+        }
         let view = status::view(
             self.state.engine.status(),
             &mut self.rates,
-            &self.state.redactor,
+            &self.state.redactor(),
         );
         if !self.started {
             self.started = true;
@@ -172,12 +189,13 @@ impl EventStream {
     }
 
     fn new_bulletins(&mut self) {
+        let redactor = self.state.redactor();
         for n in self.state.engine.nodes() {
             for mut b in self
                 .bulletins
                 .fresh(n.id(), &n.context().stats().bulletins())
             {
-                b.message = self.state.redactor.scrub(&b.message).into_owned();
+                b.message = redactor.scrub(&b.message).into_owned();
                 self.pending.push_back(event("bulletin", &b));
             }
         }

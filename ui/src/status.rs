@@ -1,7 +1,7 @@
 //! The status the API shows: the engine's counters, scrubbed of secrets, with
 //! per-second rates computed from the difference between two snapshots.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 use sluice_runtime::{ConnectionStatus, FlowStatus, ProcessorStatus};
@@ -54,7 +54,8 @@ pub struct StatusView {
 #[derive(Debug)]
 struct Sample {
     at_ms: u64,
-    counts: Vec<[u64; 4]>,
+    /// Counters by processor id (a reload may add, remove or reorder them).
+    counts: HashMap<String, [u64; 4]>,
 }
 
 /// Remembers recent counter snapshots to turn counts into rates.
@@ -72,7 +73,7 @@ impl Default for RateTracker {
         Self {
             samples: VecDeque::from([Sample {
                 at_ms: 0,
-                counts: Vec::new(),
+                counts: HashMap::new(),
             }]),
         }
     }
@@ -87,7 +88,11 @@ impl RateTracker {
     /// as a future reference.
     pub fn observe(&mut self, status: &FlowStatus) -> Vec<Rates> {
         let now = status.uptime_ms;
-        let current: Vec<[u64; 4]> = status.processors.iter().map(counts).collect();
+        let current: Vec<(&str, [u64; 4])> = status
+            .processors
+            .iter()
+            .map(|p| (p.id.as_str(), counts(p)))
+            .collect();
         // The front becomes the newest sample at least a window old.
         while self.samples.len() > 1 && now.saturating_sub(self.samples[1].at_ms) >= RATE_WINDOW_MS
         {
@@ -99,9 +104,8 @@ impl RateTracker {
                 let secs = (now - r.at_ms) as f64 / 1000.0;
                 current
                     .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let base = r.counts.get(i).copied().unwrap_or_default();
+                    .map(|(id, c)| {
+                        let base = r.counts.get(*id).copied().unwrap_or_default();
                         #[allow(clippy::cast_precision_loss)]
                         let rate = |k: usize| round2(c[k].saturating_sub(base[k]) as f64 / secs);
                         Rates {
@@ -119,7 +123,10 @@ impl RateTracker {
         if self.samples.is_empty() || now.saturating_sub(newest) >= MIN_SAMPLE_GAP_MS {
             self.samples.push_back(Sample {
                 at_ms: now,
-                counts: current,
+                counts: current
+                    .into_iter()
+                    .map(|(id, c)| (id.to_string(), c))
+                    .collect(),
             });
         }
         rates
@@ -153,6 +160,8 @@ pub fn view(mut status: FlowStatus, tracker: &mut RateTracker, redactor: &Redact
 }
 
 #[cfg(test)]
+// Rates compared here are exact (whole counts over whole seconds).
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
 

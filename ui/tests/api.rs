@@ -1,7 +1,8 @@
 //! The HTTP API, through `router(state)` without a socket (and `serve` once
 //! with one), against real engines running YAML flows.
 
-#![allow(clippy::unwrap_used)]
+// Metric values compared here are small whole numbers, exact in f64.
+#![allow(clippy::unwrap_used, clippy::float_cmp)]
 
 mod common;
 
@@ -414,36 +415,7 @@ async fn provenance_says_where_a_flowfile_went() {
         done.then_some(t)
     })
     .await;
-    let kinds: Vec<(String, String)> = trace["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| {
-            e["attributes"]["seq"] == "2"
-                && e["component"] != "vault"
-                && e["component"] != "vault_sink"
-        })
-        .map(|e| {
-            (
-                e["kind"].as_str().unwrap().to_string(),
-                e["component"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    let k = |a: &str, b: &str| (a.to_string(), b.to_string());
-    assert!(kinds.contains(&k("CREATE", "gen")), "{kinds:?}");
-    assert!(kinds.contains(&k("ROUTE", "gen")), "{kinds:?}");
-    assert!(kinds.contains(&k("ROUTE", "tag")), "{kinds:?}");
-    assert_eq!(kinds.last(), Some(&k("DROP", "sink")), "{kinds:?}");
-    let seqs: Vec<u64> = trace["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
-
-    // By id: the same story for one FlowFile.
+    // The gen FlowFile (the vault's seq=2 is another one).
     let id = trace["events"]
         .as_array()
         .unwrap()
@@ -452,6 +424,44 @@ async fn provenance_says_where_a_flowfile_went() {
         .unwrap()["flowfile"]
         .as_u64()
         .unwrap();
+    assert!(
+        trace["flowfiles"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(id))
+    );
+    let kinds: Vec<(String, String)> = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["flowfile"] == id)
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["component"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let k = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        kinds,
+        [
+            k("CREATE", "gen"),
+            k("ROUTE", "gen"),
+            k("ROUTE", "tag"),
+            k("DROP", "sink")
+        ],
+        "gen -> tag -> sink"
+    );
+    let seqs: Vec<u64> = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+
+    // By id: the same story for that FlowFile alone.
     let by_id = get_json(&app, &format!("/api/provenance?flowfile={id}")).await;
     assert_eq!(by_id["flowfiles"], serde_json::json!([id]));
     assert_eq!(by_id["events"][0]["kind"], "CREATE");
@@ -475,8 +485,61 @@ async fn provenance_says_where_a_flowfile_went() {
     engine.shutdown(Duration::from_secs(5)).await;
 }
 
+const FAN_OUT: &str = r"name: fan-out
+processors:
+  gen:
+    type: TestSource
+    properties: { count: 1 }
+  left:
+    type: UpdateAttribute
+    auto_terminate: [success]
+  right:
+    type: UpdateAttribute
+    auto_terminate: [success]
+connections:
+  - { from: gen, relationship: success, to: left }
+  - { from: gen, relationship: success, to: right }
+";
+
+#[tokio::test]
+async fn provenance_follows_the_copies_a_fan_out_makes() {
+    let engine = start(FAN_OUT).await;
+    let app = app(&engine);
+    let trace = eventually(20, "both copies dropped", || async {
+        let t = get_json(&app, "/api/provenance?attribute=seq&value=1").await;
+        let drops = t["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "DROP")
+            .count();
+        (drops == 2).then_some(t)
+    })
+    .await;
+    let events = trace["events"].as_array().unwrap();
+    let original = events[0]["flowfile"].as_u64().unwrap();
+    assert_eq!(events[0]["kind"], "CREATE");
+    let fork = events.iter().find(|e| e["kind"] == "FORK").unwrap();
+    assert_eq!(fork["parents"], serde_json::json!([original]));
+    let copy = fork["flowfile"].as_u64().unwrap();
+    assert_ne!(copy, original);
+    // Asked by the original's id alone, the lineage reaches both sinks.
+    let by_id = get_json(&app, &format!("/api/provenance?flowfile={original}")).await;
+    let mut dropped_at: Vec<&str> = by_id["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "DROP")
+        .map(|e| e["component"].as_str().unwrap())
+        .collect();
+    dropped_at.sort_unstable();
+    assert_eq!(dropped_at, ["left", "right"]);
+    assert_eq!(by_id["flowfiles"].as_array().unwrap().len(), 2);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
 /// A flow that settles: 30 FlowFiles, then nothing moves.
-const COUNTED: &str = r#"name: counted
+const COUNTED: &str = r"name: counted
 processors:
   gen:
     type: TestSource
@@ -486,7 +549,7 @@ processors:
     auto_terminate: [success]
 connections:
   - { from: gen, relationship: success, to: sink, back_pressure: { max_count: 10 } }
-"#;
+";
 
 fn scrape(text: &str) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()

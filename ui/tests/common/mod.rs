@@ -7,6 +7,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::fmt::Write;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -272,7 +273,7 @@ pub fn enc(segment: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
