@@ -15,7 +15,7 @@ function build(node, attrs, children) {
       node.setAttribute(k, v === true ? '' : String(v));
     }
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }

@@ -1,7 +1,7 @@
 // The flow graph: laid out left to right by dagre (vendor/dagre.min.js),
 // drawn as SVG, updated in place from status events.
 
-import { s, truncate, fmtCount, fmtRate, fmtBytes } from './dom.js';
+import { s, fmtCount, fmtRate, fmtBytes } from './dom.js';
 
 const NODE_W = 236;
 const NODE_H = 128;
@@ -38,6 +38,22 @@ function curve(points) {
   const n = p.length - 1;
   bezier(p[n - 1], p[n], p[n]);
   return d + `L${p[n]}`;
+}
+
+/** Sets `el`'s text to `value`, shortened with an ellipsis to fit `maxWidth` pixels. */
+function fitText(el, value, maxWidth) {
+  const full = String(value);
+  el.textContent = full;
+  if (!el.getComputedTextLength || el.getComputedTextLength() <= maxWidth) return;
+  let lo = 0;
+  let hi = full.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    el.textContent = full.slice(0, mid) + '…';
+    if (el.getComputedTextLength() <= maxWidth) lo = mid;
+    else hi = mid - 1;
+  }
+  el.textContent = full.slice(0, lo) + '…';
 }
 
 function marker(id, cls) {
@@ -86,7 +102,7 @@ export function drawGraph(svg, flow, on) {
     const label = s('g', { class: 'edge-label', transform: `translate(${lx},${ly})` },
       title,
       s('rect', { class: 'label-box', width: LABEL_W, height: LABEL_H, rx: 7 }),
-      s('text', { class: 'edge-rel', x: 10, y: 17 }, truncate(c.relationships.join(', '), 24)),
+      s('text', { class: 'edge-rel', x: 10, y: 17 }, c.relationships.join(', ')),
       s('rect', { class: 'bar-bg', x: 10, y: 26, width: BAR_W, height: 7, rx: 3.5 }),
       barFill, queued, limit);
     const group = s('g', {
@@ -99,6 +115,7 @@ export function drawGraph(svg, flow, on) {
     label.addEventListener('click', () => on.connection(c.id));
     label.dataset.connectionLabel = c.id;
     labelLayer.append(label);
+    fitText(label.querySelector('.edge-rel'), c.relationships.join(', '), LABEL_W - 20);
     edges.set(c.id, { group, label, path, barFill, queued });
   }
 
@@ -124,8 +141,8 @@ export function drawGraph(svg, flow, on) {
     s('title', {}, `${p.id} (${p.type})`),
     s('rect', { class: 'box', width: NODE_W, height: NODE_H, rx: 10 }),
     s('rect', { class: 'stripe', width: 6, height: NODE_H, rx: 3 }),
-    field('id', { class: 'proc-id', x: 18, y: 26 }, truncate(p.id, 19)),
-    field('type', { class: 'proc-type', x: 18, y: 43 }, truncate(p.type, 30)),
+    field('id', { class: 'proc-id', x: 18, y: 26 }, p.id),
+    field('type', { class: 'proc-type', x: 18, y: 43 }, p.type),
     statePill,
     s('line', { class: 'sep', x1: 18, x2: NODE_W - 12, y1: 54, y2: 54 }),
     s('text', { class: 'col-label', x: 18, y: 70 }, 'IN'),
@@ -137,6 +154,8 @@ export function drawGraph(svg, flow, on) {
     s('g', { class: 'bulletin-line' }, bulletinTitle, field('bulletin', { class: 'bulletin', x: 18, y: 121 }, '')),
     badge);
     nodeLayer.append(group);
+    fitText(group.querySelector('[data-field="id"]'), p.id, NODE_W - 104);
+    fitText(group.querySelector('[data-field="type"]'), p.type, NODE_W - 104);
     nodes.set(p.id, { group, badge, bulletinTitle, def: p });
   }
 
@@ -164,7 +183,13 @@ export function drawGraph(svg, flow, on) {
     g0.dataset.problems = String(problems.length);
     n.badge.setAttribute('visibility', problems.length ? 'visible' : 'hidden');
     text(g0, 'problems', problems.length > 99 ? '99+' : String(problems.length));
-    text(g0, 'bulletin', last ? '⚠ ' + truncate(last.message, 34) : '');
+    const note = last ? '⚠ ' + last.message : p.back_pressured ? 'held back: output queue full' : '';
+    const noteEl = g0.querySelector('[data-field="bulletin"]');
+    if (noteEl.dataset.full !== note) {
+      noteEl.dataset.full = note;
+      fitText(noteEl, note, NODE_W - 30);
+    }
+    noteEl.classList.toggle('held-note', !last && !!p.back_pressured);
     n.bulletinTitle.textContent = last ? last.message : '';
   }
 

@@ -141,7 +141,7 @@ export function connectionPanel(def, st, listing, on) {
               h('td', {}, fmtBytes(f.size)),
               h('td', {}, fmtDuration(Math.max(0, now - f.entry_date))),
               h('td', {}, h('dl', { class: 'attrs' }, Object.entries(f.attributes).map(([k, v]) =>
-                [h('dt', {}, k), h('dd', {}, v)]))))))))));
+                [h('dt', {}, k), h('dd', {}, v)])))))))));
 }
 
 /** The flow file's text with line numbers. */
@@ -155,7 +155,7 @@ function describe(e) {
   switch (e.kind) {
     case 'CREATE': return ['created by ', h('b', {}, e.component)];
     case 'RECEIVE': return ['received by ', h('b', {}, e.component), e.details ? ' from ' + e.details : ''];
-    case 'FORK': return ['derived by ', h('b', {}, e.component), ' from #', e.parents.join(', #')];
+    case 'FORK': return ['derived by ', h('b', {}, e.component), ' from #', e.parents.join(', #'), e.details ? ' (' + e.details + ')' : ''];
     case 'ROUTE': return [h('b', {}, e.component), ' → ', h('code', {}, e.details)];
     case 'SEND': return ['sent by ', h('b', {}, e.component), ' to ', h('code', {}, e.details)];
     case 'DROP': return ['dropped at ', h('b', {}, e.component), e.details ? ' (' + e.details + ')' : ''];

@@ -816,6 +816,39 @@ async fn events_stream_status_deltas_and_bulletins() {
 }
 
 #[tokio::test]
+async fn a_reload_is_announced_and_redaction_follows_the_new_flow() {
+    let engine = start(ALARMED).await;
+    let app = app(&engine);
+    let resp = call(&app, get("/api/events")).await;
+    let mut ev = Events {
+        stream: resp.into_body().into_data_stream(),
+        buf: String::new(),
+    };
+    assert_eq!(ev.next().await.0, "status");
+    // The new flow adds a source whose literal password leaks into a bulletin.
+    let reloaded = ALARMED.replace(
+        "connections:",
+        "  vault:\n    type: TestSource\n    properties: { count: 1, password: hunter2-literal-secret, leak: true }\n    auto_terminate: [success]\nconnections:",
+    );
+    engine.reload(spec(&reloaded)).await.unwrap();
+    ev.until("flow", |n, _| n == "flow").await;
+    let whole = ev.until("status", |n, _| n == "status").await;
+    assert!(
+        whole["processors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "vault")
+    );
+    let flow = get_text(&app, "/api/flow").await;
+    assert!(flow.contains("\"vault\""), "{flow}");
+    let status = get_text(&app, "/api/status").await;
+    assert!(status.contains("with password ***"), "{status}");
+    assert!(!status.contains(LITERAL_SECRET) && !flow.contains(LITERAL_SECRET));
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn openapi_document_lists_every_route() {
     let engine = start(COUNTED).await;
     let app = app(&engine);

@@ -49,18 +49,6 @@ connections:
     back_pressure: { max_count: 400 }
 "#;
 
-/// Where the npm packages the project installs live.
-fn node_modules() -> PathBuf {
-    if let Ok(p) = std::env::var("SLUICE_NODE_PATH") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var("SLUICE_CACHE").map_or_else(
-        |_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/sluice"),
-        PathBuf::from,
-    );
-    cache.join("node/node_modules")
-}
-
 fn workspace_target() -> PathBuf {
     std::env::var("CARGO_TARGET_DIR").map_or_else(
         |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
@@ -70,17 +58,8 @@ fn workspace_target() -> PathBuf {
 
 #[tokio::test]
 async fn visualizer_shows_the_flow_live() {
-    let modules = node_modules();
-    assert!(
-        modules.join("playwright-core/package.json").exists(),
-        "playwright-core is not installed in {}: run scripts/install-test-deps.sh",
-        modules.display()
-    );
-    let chromium = std::env::var("SLUICE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} is missing: run scripts/install-test-deps.sh (apt-get install chromium)"
-    );
+    let modules = sluice_testkit::playwright_node_path().unwrap();
+    let chromium = sluice_testkit::chromium().unwrap();
 
     let engine = start(FLOW).await;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -52,14 +52,14 @@ const browser = await chromium.launchPersistentContext(env('USER_DATA_DIR'), {
     '--disable-component-update', '--no-first-run', '--disable-sync'],
 });
 let failed = null;
+const pageErrors = [];
+const page = browser.pages()[0] || await browser.newPage();
 try {
-  const page = browser.pages()[0] || await browser.newPage();
-  const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
 
   await page.goto(BASE + '/');
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 20000 });
+  await page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 20000 });
   check(true, 'page loaded');
 
   // Every processor and connection of the flow is drawn.
@@ -138,6 +138,7 @@ try {
   check(queue.rows > 0, `the queue listing shows ${queue.rows} FlowFiles`);
   check(queue.text.includes('<script>window.__pwned=1</script>'), 'an attribute with markup shows as text');
   check(queue.scripts === 0, 'no script element came from an attribute');
+  await page.screenshot({ path: env('SCREENSHOT').replace(/\.png$/, '-queue.png') });
 
   // Stop a processor from its panel: the page asks for the token.
   await page.evaluate((id) => {
@@ -172,6 +173,7 @@ try {
   await page.waitForSelector('[data-provenance="results"] .trace', { timeout: 10000 });
   const trace = await page.textContent('[data-provenance="results"]');
   check(trace.includes('created by gen') && trace.includes('ROUTE'), 'provenance shows where FlowFile seq=1 went');
+  await page.screenshot({ path: env('SCREENSHOT').replace(/\.png$/, '-provenance.png') });
 
   // A processor's panel: properties (secret masked) and counters.
   await page.click('[data-processor="gen"]');
@@ -198,6 +200,10 @@ try {
   console.log('screenshot: ' + env('SCREENSHOT'));
 } catch (e) {
   failed = e;
+  const shot = env('SCREENSHOT').replace(/\.png$/, '-failed.png');
+  await page.screenshot({ path: shot }).catch(() => {});
+  console.error('page errors: ' + JSON.stringify(pageErrors));
+  console.error('failure screenshot: ' + shot);
 } finally {
   await browser.close();
 }

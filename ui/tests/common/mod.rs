@@ -7,6 +7,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::cell::RefCell;
 use std::fmt::Write;
 use std::future::Future;
 use std::path::Path;
@@ -19,8 +20,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use sluice_runtime::{
-    BuildContext, BuildError, Engine, EngineOptions, InputRequirement, Level, ProcessContext,
-    ProcessError, ProcessSession, Processor, ProcessorType, PropKind, Properties,
+    BuildContext, BuildError, Engine, EngineOptions, FlowSpec, InputRequirement, Level,
+    ProcessContext, ProcessError, ProcessSession, Processor, ProcessorType, PropKind, Properties,
     PropertyDescriptor, RelationshipDef, async_trait, parse_flow,
 };
 use sluice_ui::{UiState, router};
@@ -213,14 +214,20 @@ fn env(name: &str) -> Option<String> {
     }
 }
 
-/// Starts a flow from YAML text, with the shipped processors and the test types.
-pub async fn start(yaml: &str) -> Arc<Engine> {
+/// A flow spec from YAML text, with the shipped processors and the test types.
+pub fn spec(yaml: &str) -> FlowSpec {
     let mut registry = sluice_processors::registry();
     registry.register(Arc::new(TestSourceType));
     registry.register(Arc::new(TestAlarmType));
-    let spec = parse_flow(yaml, Path::new("/flows/ui-test.yaml"), &registry, &env)
-        .unwrap_or_else(|e| panic!("test flow does not validate:\n{e}"));
-    Engine::start(spec, EngineOptions::default()).await.unwrap()
+    parse_flow(yaml, Path::new("/flows/ui-test.yaml"), &registry, &env)
+        .unwrap_or_else(|e| panic!("test flow does not validate:\n{e}"))
+}
+
+/// Starts a flow from YAML text.
+pub async fn start(yaml: &str) -> Arc<Engine> {
+    Engine::start(spec(yaml), EngineOptions::default())
+        .await
+        .unwrap()
 }
 
 pub fn state(engine: &Arc<Engine>, open_reads: bool) -> UiState {
@@ -279,23 +286,27 @@ pub fn enc(segment: &str) -> String {
     out
 }
 
-/// Polls `check` every 20 ms until it returns `Some`, or panics after `secs`.
+/// Polls `check` until it returns `Some` (testkit's `wait_until_async`), or
+/// panics after `secs`.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
+    let found = RefCell::new(None);
+    sluice_testkit::wait_until_async(Duration::from_secs(secs), || {
+        let fut = check();
+        let found = &found;
+        async move {
+            let v = fut.await;
+            let done = v.is_some();
+            *found.borrow_mut() = v;
+            done
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    found.into_inner().unwrap()
 }
 
 /// The status entry of processor `id` in a `/api/status` body.
