@@ -233,6 +233,7 @@ async function main() {
   $('token-button').addEventListener('click', () => askToken('The token is printed when sluice starts. It is kept for this tab only.'));
   for (const b of document.querySelectorAll('[data-tab]')) b.addEventListener('click', () => showTab(b.dataset.tab));
   wireProvenance();
+  window.addEventListener('resize', () => state.graph && state.graph.fit());
   try {
     await loadFlow();
   } catch (e) {

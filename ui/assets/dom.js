@@ -47,6 +47,15 @@ export function fmtCount(n) {
   return Number(n || 0).toLocaleString('en-US');
 }
 
+/** 950, 10k, 1.5M: for thresholds shown in little room. */
+export function fmtCompact(n) {
+  const v = Number(n || 0);
+  if (v < 1000) return String(v);
+  if (v < 1e6) return +(v / 1e3).toFixed(v < 1e4 ? 1 : 0) + 'k';
+  if (v < 1e9) return +(v / 1e6).toFixed(v < 1e7 ? 1 : 0) + 'M';
+  return +(v / 1e9).toFixed(1) + 'G';
+}
+
 export function fmtRate(r) {
   const v = Number(r || 0);
   if (v === 0) return '0/s';

@@ -1,11 +1,11 @@
 // The flow graph: laid out left to right by dagre (vendor/dagre.min.js),
 // drawn as SVG, updated in place from status events.
 
-import { s, fmtCount, fmtRate, fmtBytes } from './dom.js';
+import { s, fmtCount, fmtCompact, fmtRate, fmtBytes } from './dom.js';
 
-const NODE_W = 236;
+const NODE_W = 212;
 const NODE_H = 128;
-const LABEL_W = 168;
+const LABEL_W = 150;
 const LABEL_H = 52;
 const BAR_W = LABEL_W - 20;
 
@@ -67,7 +67,8 @@ function marker(id, cls) {
  */
 export function drawGraph(svg, flow, on) {
   const g = new dagre.graphlib.Graph({ multigraph: true });
-  g.setGraph({ rankdir: 'LR', nodesep: 48, ranksep: 110, edgesep: 24, marginx: 24, marginy: 24 });
+  // Edge labels take a rank of their own between the boxes, so ranks sit close.
+  g.setGraph({ rankdir: 'LR', nodesep: 36, ranksep: 28, edgesep: 20, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const p of flow.processors) g.setNode(p.id, { width: NODE_W, height: NODE_H });
   for (const c of flow.connections) {
@@ -97,7 +98,7 @@ export function drawGraph(svg, flow, on) {
     const barFill = s('rect', { class: 'bar-fill', x: 10, y: 26, width: 0, height: 7, rx: 3.5 });
     const queued = s('text', { class: 'edge-queued', x: 10, y: 46, dataset: { field: 'queued' } }, '0');
     const limit = s('text', { class: 'edge-limit', x: LABEL_W - 10, y: 46, 'text-anchor': 'end' },
-      '/ ' + fmtCount(c.max_count));
+      '/ ' + fmtCompact(c.max_count));
     const title = s('title', {}, `${c.from} → ${c.to}\n${c.relationships.join(', ')}\n${c.id}`);
     const label = s('g', { class: 'edge-label', transform: `translate(${lx},${ly})` },
       title,
@@ -146,11 +147,11 @@ export function drawGraph(svg, flow, on) {
     statePill,
     s('line', { class: 'sep', x1: 18, x2: NODE_W - 12, y1: 54, y2: 54 }),
     s('text', { class: 'col-label', x: 18, y: 70 }, 'IN'),
-    s('text', { class: 'col-label', x: 126, y: 70 }, 'OUT'),
+    s('text', { class: 'col-label', x: 116, y: 70 }, 'OUT'),
     field('in-rate', { class: 'rate', x: 18, y: 88 }, '0/s'),
-    field('out-rate', { class: 'rate', x: 126, y: 88 }, '0/s'),
+    field('out-rate', { class: 'rate', x: 116, y: 88 }, '0/s'),
     field('in-count', { class: 'count', x: 18, y: 104 }, '0'),
-    field('out-count', { class: 'count', x: 126, y: 104 }, '0'),
+    field('out-count', { class: 'count', x: 116, y: 104 }, '0'),
     s('g', { class: 'bulletin-line' }, bulletinTitle, field('bulletin', { class: 'bulletin', x: 18, y: 121 }, '')),
     badge);
     nodeLayer.append(group);
@@ -217,7 +218,18 @@ export function drawGraph(svg, flow, on) {
     }
   }
 
+  // Shrink a wide graph to the pane, but not below 65 % (then the pane scrolls).
+  function fit() {
+    const pane = svg.parentElement;
+    const room = pane ? pane.clientWidth - 32 : size.width;
+    const width = Math.max(Math.min(size.width, room), size.width * 0.65);
+    svg.style.width = Math.round(width) + 'px';
+    svg.style.height = Math.round(width * size.height / size.width) + 'px';
+  }
+  fit();
+
   return {
+    fit,
     update(status) {
       for (const p of status.processors || []) updateProcessor(p);
       for (const c of status.connections || []) updateConnection(c);

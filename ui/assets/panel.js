@@ -146,7 +146,9 @@ export function connectionPanel(def, st, listing, on) {
 
 /** The flow file's text with line numbers. */
 export function sourceView(source) {
-  return h('pre', { class: 'source' }, source.split('\n').map((line) => h('span', { class: 'line' }, line, '\n')));
+  const lines = source.split('\n');
+  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  return h('pre', { class: 'source' }, lines.map((line) => h('span', { class: 'line' }, line, '\n')));
 }
 
 const KIND_CLASS = { CREATE: 'k-create', RECEIVE: 'k-create', FORK: 'k-fork', ROUTE: 'k-route', SEND: 'k-send', DROP: 'k-drop' };

@@ -73,6 +73,17 @@ async fn visualizer_shows_the_flow_live() {
     })
     .await
     .unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+    let closed = UiConfig {
+        address: "127.0.0.1:0".parse().unwrap(),
+        token: Some(TOKEN.into()),
+        open_reads: false,
+    };
+    let closed_addr = serve(engine.clone(), closed, async move {
+        let _ = closed_rx.await;
+    })
+    .await
+    .unwrap();
 
     let artifacts = workspace_target().join("ui-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -83,6 +94,7 @@ async fn visualizer_shows_the_flow_live() {
     let child = tokio::process::Command::new("node")
         .arg(&script)
         .env("BASE_URL", format!("http://{addr}"))
+        .env("CLOSED_URL", format!("http://{closed_addr}"))
         .env("TOKEN", TOKEN)
         .env("PLAYWRIGHT_DIR", &modules)
         .env("USER_DATA_DIR", profile.path())
@@ -110,5 +122,6 @@ async fn visualizer_shows_the_flow_live() {
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
 
     let _ = stop_tx.send(());
+    let _ = closed_tx.send(());
     engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -1,7 +1,7 @@
 // Drives the visualizer in headless Chromium (Debian's /usr/bin/chromium via
 // playwright-core) against a running flow; started by ui/tests/browser.rs.
 //
-// Environment: BASE_URL (the UI), TOKEN, PLAYWRIGHT_DIR (node_modules holding
+// Environment: BASE_URL (the UI), CLOSED_URL (the same with reads closed), TOKEN, PLAYWRIGHT_DIR (node_modules holding
 // playwright-core), USER_DATA_DIR (fresh), SCREENSHOT (PNG path), CHROMIUM.
 // Exits non-zero with a message on the first failed check.
 
@@ -198,6 +198,21 @@ try {
 
   await page.screenshot({ path: env('SCREENSHOT') });
   console.log('screenshot: ' + env('SCREENSHOT'));
+
+  // A second server over the same flow with reads closed: the page asks for
+  // the token, then loads and goes live (the event stream carries the token).
+  const closed = await browser.newPage();
+  closed.on('pageerror', (e) => pageErrors.push(String(e)));
+  await closed.goto(env('CLOSED_URL') + '/');
+  await closed.waitForSelector('#token-dialog[open]', { timeout: 10000 });
+  check(true, 'with reads closed the page asks for the token');
+  await closed.fill('#token-input', TOKEN);
+  await closed.click('#token-dialog button[value="save"]');
+  await closed.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 20000 });
+  await waitFor('the closed page to go live', () => closed.evaluate(() => document.getElementById('live').dataset.live === 'true'));
+  const closedCount = await closed.evaluate(() => document.querySelectorAll('#graph [data-processor]').length);
+  check(closedCount === flow.processors.length, 'with the token the closed page draws the flow and goes live');
+  check(pageErrors.length === 0, 'no errors in the closed page: ' + pageErrors.join(' | '));
 } catch (e) {
   failed = e;
   const shot = env('SCREENSHOT').replace(/\.png$/, '-failed.png');
