@@ -18,6 +18,7 @@ pub fn registry() -> Registry {
         Arc::new(update_attribute::UpdateAttributeType),
         Arc::new(outbound::put_http::PutHttpType),
         Arc::new(outbound::put_slack::PutSlackType),
+        Arc::new(outbound::put_ftp::PutFtpType),
     ])
 }
 
