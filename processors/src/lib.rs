@@ -19,6 +19,7 @@ pub fn registry() -> Registry {
         Arc::new(outbound::put_http::PutHttpType),
         Arc::new(outbound::put_slack::PutSlackType),
         Arc::new(outbound::put_ftp::PutFtpType),
+        Arc::new(outbound::put_s3_object::PutS3ObjectType),
     ])
 }
 

@@ -16,10 +16,10 @@
 //!   properties marked secret and are never logged or shown in `Debug`.
 
 // pub mod put_email;
+pub mod http;
 pub mod put_ftp;
 pub mod put_http;
-// pub mod put_s3_object;
-pub mod http;
+pub mod put_s3_object;
 pub mod put_slack;
 pub mod retry;
 pub mod tls;

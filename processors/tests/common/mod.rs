@@ -192,13 +192,15 @@ connections:
 /// 2. `bring_back` restores the remote side;
 /// 3. everything is delivered: `delivered()` reaches `total`, the source made
 ///    exactly `total`, nothing went to `failure`.
-pub async fn down_then_back<F, Fut>(
+pub async fn down_then_back<D, DFut, F, Fut>(
     engine: &Engine,
     total: u64,
     max_count: u64,
-    delivered: impl Fn() -> usize,
+    delivered: D,
     bring_back: F,
 ) where
+    D: Fn() -> DFut,
+    DFut: Future<Output = usize>,
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -251,7 +253,7 @@ pub async fn down_then_back<F, Fut>(
     );
     assert_eq!(counter(engine, "source", "generated"), generated);
     assert_eq!(
-        delivered(),
+        delivered().await,
         0,
         "nothing can arrive while the remote side is down"
     );
@@ -270,13 +272,17 @@ pub async fn down_then_back<F, Fut>(
 
     bring_back().await;
 
-    wait_for(
-        engine,
-        "every FlowFile delivered",
-        Duration::from_secs(60),
-        || delivered() >= total as usize,
-    )
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while delivered().await < total as usize {
+        if tokio::time::Instant::now() > deadline {
+            let status = serde_json::to_string_pretty(&engine.status()).unwrap_or_default();
+            panic!(
+                "only {} of {total} delivered after 60s\nstatus: {status}",
+                delivered().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     wait_for(
         engine,
         "the queue to drain",
@@ -287,7 +293,7 @@ pub async fn down_then_back<F, Fut>(
     assert_eq!(counter(engine, "source", "generated"), total);
     assert_eq!(counter(engine, "sink", "failed"), 0);
     assert_eq!(
-        delivered(),
+        delivered().await,
         total as usize,
         "exactly once each, no duplicates"
     );
