@@ -168,7 +168,10 @@ async fn server_down_back_pressures_the_source_then_everything_arrives() {
     );
     let engine = start_flow(&fault_flow(total, 5, &sink)).await;
     let out = ftp.root.join("out");
-    let count = || std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+    let count = || {
+        let n = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+        async move { n }
+    };
     down_then_back(&engine, total, 5, count, || async {
         ftp.start_again().await.unwrap();
     })
