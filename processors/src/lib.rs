@@ -20,6 +20,7 @@ pub fn registry() -> Registry {
         Arc::new(outbound::put_slack::PutSlackType),
         Arc::new(outbound::put_ftp::PutFtpType),
         Arc::new(outbound::put_s3_object::PutS3ObjectType),
+        Arc::new(outbound::put_email::PutEmailType),
     ])
 }
 

@@ -191,3 +191,50 @@ async fn server_down_back_pressures_the_source_then_everything_arrives() {
     }
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn explicit_ftps_with_the_servers_ca() {
+    // This server refuses logins that did not switch to TLS first.
+    let ftp = FtpServer::start_with_tls().await.unwrap();
+    let ca = ftp.tls_cert.clone().unwrap();
+    let r = runner(
+        "PutFTP",
+        &props(
+            &ftp,
+            &format!(
+                "tls: explicit\nca_file: {}\nremote_path: /secure/{{{{filename}}}}\n",
+                ca.display()
+            ),
+        ),
+    );
+    r.enqueue(b"over TLS\r\n\x00".to_vec(), &[("filename", "a.bin")]);
+    r.enqueue("second", &[("filename", "b.txt")]);
+    r.run_once().await.unwrap();
+    let ok = r.take("success");
+    assert_eq!(ok.len(), 2, "failures: {:?}", r.take("failure"));
+    assert_eq!(
+        std::fs::read(ftp.root.join("secure/a.bin")).unwrap(),
+        b"over TLS\r\n\x00"
+    );
+    assert_eq!(
+        sent_to(&r, &ok[0]),
+        vec![format!("ftps://127.0.0.1:{}/secure/a.bin", ftp.addr.port())]
+    );
+    assert_eq!(r.ctx.counter("ftp.connections").load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn ftps_without_trusting_the_certificate_goes_to_failure() {
+    let ftp = FtpServer::start_with_tls().await.unwrap();
+    let r = runner(
+        "PutFTP",
+        &props(&ftp, "tls: explicit\nremote_path: x.txt\n"),
+    );
+    r.enqueue("x", &[]);
+    r.run_once().await.unwrap();
+    let failed = r.take("failure");
+    assert_eq!(failed.len(), 1, "{:?}", r.take_input());
+    let why = failed[0].attr("put.error").unwrap();
+    assert!(why.contains("TLS"), "{why}");
+    assert!(files(&ftp.root).is_empty());
+}

@@ -15,8 +15,8 @@
 //! - Connections are pooled and reused; secrets come from `${env:...}` or
 //!   properties marked secret and are never logged or shown in `Debug`.
 
-// pub mod put_email;
 pub mod http;
+pub mod put_email;
 pub mod put_ftp;
 pub mod put_http;
 pub mod put_s3_object;
