@@ -436,6 +436,11 @@ impl Delivery {
             .and_then(|a| a.parse::<u32>().ok())
             .unwrap_or(0)
             .saturating_add(1);
+        // Read the clock before the back-off starts, so the FlowFile's
+        // penalty ends no later than the back-off: it is available again as
+        // soon as the processor may try again (behind FlowFiles that were not
+        // penalised, as in NiFi).
+        let failed_at = now_millis();
         let wait = self.backoff.failed(f.retry_after);
         ctx.yield_for(wait);
         for (k, v) in f.attributes {
@@ -464,7 +469,7 @@ impl Delivery {
                     humantime::format_duration(Duration::from_millis(millis(wait)))
                 ),
             );
-            session.requeue(ff, now_millis() + millis(wait));
+            session.requeue(ff, failed_at + millis(wait));
         }
     }
 }
