@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod generate_flowfile;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
 #[must_use]
 pub fn registry() -> Registry {
     Registry::new(vec![
+        Arc::new(generate_flowfile::GenerateFlowFileType),
         Arc::new(update_attribute::UpdateAttributeType),
     ])
 }
