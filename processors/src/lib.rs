@@ -9,6 +9,8 @@ use std::sync::Arc;
 use sluice_runtime::Registry;
 
 mod generate_flowfile;
+mod listen_http;
+mod name_pattern;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
@@ -16,6 +18,7 @@ mod update_attribute;
 pub fn registry() -> Registry {
     Registry::new(vec![
         Arc::new(generate_flowfile::GenerateFlowFileType),
+        Arc::new(listen_http::ListenHttpType),
         Arc::new(update_attribute::UpdateAttributeType),
     ])
 }
