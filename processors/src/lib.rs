@@ -11,6 +11,7 @@ use sluice_runtime::Registry;
 mod generate_flowfile;
 mod listen_http;
 mod name_pattern;
+mod route_on_attribute;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
@@ -20,6 +21,7 @@ pub fn registry() -> Registry {
         Arc::new(generate_flowfile::GenerateFlowFileType),
         Arc::new(listen_http::ListenHttpType),
         Arc::new(update_attribute::UpdateAttributeType),
+        Arc::new(route_on_attribute::RouteOnAttributeType),
     ])
 }
 
