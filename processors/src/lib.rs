@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod attributes_to_json;
 mod generate_flowfile;
 mod listen_http;
 mod name_pattern;
@@ -22,6 +23,7 @@ pub fn registry() -> Registry {
         Arc::new(listen_http::ListenHttpType),
         Arc::new(update_attribute::UpdateAttributeType),
         Arc::new(route_on_attribute::RouteOnAttributeType),
+        Arc::new(attributes_to_json::AttributesToJsonType),
     ])
 }
 
