@@ -9,6 +9,7 @@ use std::sync::Arc;
 use sluice_runtime::Registry;
 
 mod attributes_to_json;
+mod format_template;
 mod generate_flowfile;
 mod listen_http;
 mod name_pattern;
@@ -24,6 +25,7 @@ pub fn registry() -> Registry {
         Arc::new(update_attribute::UpdateAttributeType),
         Arc::new(route_on_attribute::RouteOnAttributeType),
         Arc::new(attributes_to_json::AttributesToJsonType),
+        Arc::new(format_template::FormatTemplateType),
     ])
 }
 
