@@ -13,6 +13,7 @@ mod format_template;
 mod generate_flowfile;
 mod listen_http;
 mod name_pattern;
+mod put_file;
 mod route_on_attribute;
 mod update_attribute;
 
@@ -26,6 +27,7 @@ pub fn registry() -> Registry {
         Arc::new(route_on_attribute::RouteOnAttributeType),
         Arc::new(attributes_to_json::AttributesToJsonType),
         Arc::new(format_template::FormatTemplateType),
+        Arc::new(put_file::PutFileType),
     ])
 }
 
