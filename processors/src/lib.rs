@@ -12,6 +12,7 @@ mod attributes_to_json;
 mod format_template;
 mod generate_flowfile;
 mod listen_http;
+mod log_attribute;
 mod name_pattern;
 mod put_file;
 mod route_on_attribute;
@@ -28,6 +29,7 @@ pub fn registry() -> Registry {
         Arc::new(attributes_to_json::AttributesToJsonType),
         Arc::new(format_template::FormatTemplateType),
         Arc::new(put_file::PutFileType),
+        Arc::new(log_attribute::LogAttributeType),
     ])
 }
 
