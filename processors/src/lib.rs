@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod listen_syslog;
+mod syslog_parse;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
@@ -15,6 +17,7 @@ mod update_attribute;
 pub fn registry() -> Registry {
     Registry::new(vec![
         Arc::new(update_attribute::UpdateAttributeType),
+        Arc::new(listen_syslog::ListenSyslogType),
     ])
 }
 
