@@ -54,6 +54,9 @@ pub struct Decoder {
     partial_len: usize,
     /// Whether the current frame is oversize (its head is in `partial`).
     oversize: bool,
+    /// Bytes consumed that belong to no message: separators, octet counts,
+    /// delimiters, a counted frame's trailing LF.
+    framing_bytes: usize,
 }
 
 impl Decoder {
@@ -68,7 +71,16 @@ impl Decoder {
             partial: BytesMut::new(),
             partial_len: 0,
             oversize: false,
+            framing_bytes: 0,
         }
+    }
+
+    /// Bytes consumed so far that belong to no message (separators, octet
+    /// counts, delimiters). With the messages' `original_len`s this accounts
+    /// for every byte of the stream.
+    #[must_use]
+    pub fn framing_bytes(&self) -> usize {
+        self.framing_bytes
     }
 
     /// The next complete message in `buf`, consuming it; `None` when more
@@ -82,14 +94,17 @@ impl Decoder {
                         .position(|b| !matches!(b, b'\n' | b'\r' | 0))
                         .unwrap_or(buf.len());
                     buf.advance(skip);
+                    self.framing_bytes += skip;
                     let first = *buf.first()?;
                     if first.is_ascii_digit() {
                         match octet_count(buf) {
                             Count::Need => return None,
                             Count::Len { len, header } => {
                                 buf.advance(header);
+                                self.framing_bytes += header;
                                 self.state = State::Counted { remaining: len };
-                                if len > self.max {
+                                // +1: the LF rsyslog counts inside the frame.
+                                if len > self.max + 1 {
                                     self.start_oversize();
                                 }
                             }
@@ -122,8 +137,9 @@ impl Decoder {
                             data.truncate(data.len() - 1);
                         }
                     }
+                    self.framing_bytes += remaining - data.len();
                     return Some(Frame {
-                        original_len: remaining,
+                        original_len: data.len(),
                         data,
                     });
                 }
@@ -147,6 +163,7 @@ impl Decoder {
                         return None;
                     };
                     self.state = State::Start;
+                    self.framing_bytes += 1;
                     if self.oversize {
                         self.keep_partial(buf, i);
                         buf.advance(1);
@@ -156,6 +173,7 @@ impl Decoder {
                     buf.advance(1);
                     if data.ends_with(b"\r") {
                         data.truncate(data.len() - 1);
+                        self.framing_bytes += 1;
                     }
                     if data.len() > self.max {
                         let original_len = data.len();
@@ -183,6 +201,7 @@ impl Decoder {
         }
         match state {
             State::Start if buf.iter().all(|b| matches!(b, b'\n' | b'\r' | 0)) => {
+                self.framing_bytes += buf.len();
                 buf.clear();
                 None
             }
@@ -219,6 +238,7 @@ impl Decoder {
         if data.len() == original_len && data.ends_with(b"\n") {
             data.truncate(data.len() - 1);
             original_len -= 1;
+            self.framing_bytes += 1;
         }
         Frame { data, original_len }
     }

@@ -458,15 +458,17 @@ impl ListenSyslog {
             ));
             (INVALID, m.data)
         } else {
+            let mut data = m.data;
             if oversize {
                 run.truncated.fetch_add(1, Ordering::Relaxed);
                 attrs.push((k.truncated.clone(), AttrStr::from("true")));
+                data.truncate(self.cfg.max_message);
             }
-            match self.parser.parse(&m.data, now, attrs) {
+            match self.parser.parse(&data, now, attrs) {
                 Ok(body) => (SUCCESS, body),
                 Err(e) => {
                     push_error(&e, attrs);
-                    (INVALID, m.data)
+                    (INVALID, data)
                 }
             }
         };
