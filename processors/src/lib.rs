@@ -9,6 +9,8 @@ use std::sync::Arc;
 use sluice_runtime::Registry;
 
 mod listen_syslog;
+mod parse_syslog;
+mod route_on_severity;
 mod syslog_parse;
 mod update_attribute;
 
@@ -18,6 +20,8 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         Arc::new(update_attribute::UpdateAttributeType),
         Arc::new(listen_syslog::ListenSyslogType),
+        Arc::new(parse_syslog::ParseSyslogType),
+        Arc::new(route_on_severity::RouteOnSeverityType),
     ])
 }
 
