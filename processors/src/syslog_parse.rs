@@ -30,9 +30,7 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use chrono::{
-    DateTime, Datelike, FixedOffset, Local, NaiveDate, Offset, SecondsFormat, TimeZone, Utc,
-};
+use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, Offset, SecondsFormat, Utc};
 use sluice_runtime::AttrStr;
 use syslog_loose::{IncompleteDate, Message, ProcId, Variant};
 
@@ -375,6 +373,7 @@ pub fn push_error(error: &ParseError, attrs: &mut Vec<(AttrStr, AttrStr)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use std::collections::BTreeMap;
 
     fn now() -> DateTime<Utc> {
