@@ -632,7 +632,7 @@ async fn run_task(node: Arc<Node>) {
         } else if io.outputs.iter().any(|o| o.connections.iter().any(|c| c.is_back_pressured())) {
             Some(None)
         } else if io.inputs.is_empty() || is_source {
-            (next_run > now).then_some(Some(next_run - now))
+            (next_run > now).then(|| Some(next_run - now))
         } else if io.inputs.iter().any(|c| c.has_available()) {
             None
         } else if sched.trigger_when_empty {
