@@ -226,6 +226,7 @@ impl Processor for RouteOnSeverity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     #[test]
@@ -278,8 +279,8 @@ mod tests {
         // `page` would also match crit, but `urgent` comes first.
         let yaml = "routes:\n  urgent: \"<= err\"\n  page: \"<= crit\"\n  warning: \"== warning\"\n  chatty: \"> notice\"\n";
         let props = crate::test_props(&RouteOnSeverityType, yaml);
-        let r =
-            TestRunner::with_properties(&RouteOnSeverityType, props, Default::default()).unwrap();
+        let r = TestRunner::with_properties(&RouteOnSeverityType, props, Scheduling::default())
+            .unwrap();
         for sev in [
             "0", "2", "3", "4", "5", "6", "7", "err", "warn", "loud", "12",
         ] {
@@ -301,8 +302,8 @@ mod tests {
     async fn another_attribute_can_carry_the_level() {
         let yaml = "routes:\n  loud: \"<= warning\"\nattribute: level\n";
         let props = crate::test_props(&RouteOnSeverityType, yaml);
-        let r =
-            TestRunner::with_properties(&RouteOnSeverityType, props, Default::default()).unwrap();
+        let r = TestRunner::with_properties(&RouteOnSeverityType, props, Scheduling::default())
+            .unwrap();
         r.enqueue("a", &[("level", "error")]);
         r.enqueue("b", &[("level", "info"), ("syslog.severity", "0")]);
         r.run_once().await.unwrap();

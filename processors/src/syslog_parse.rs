@@ -179,7 +179,7 @@ impl Zone {
 }
 
 /// Parses syslog messages into attributes; cheap to share.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SyslogParser {
     zone: Zone,
 }
@@ -237,10 +237,10 @@ impl SyslogParser {
         if text.trim().is_empty() {
             return Err(ParseError::Empty);
         }
-        if let Some(p) = leading_pri(text) {
-            if p > u32::from(MAX_PRI) {
-                return Err(ParseError::BadPri(p));
-            }
+        if let Some(p) = leading_pri(text)
+            && p > u32::from(MAX_PRI)
+        {
+            return Err(ParseError::BadPri(p));
         }
         let msg = match self.zone {
             Zone::Local => {

@@ -2,6 +2,7 @@
 //! small connection threshold. The TCP senders must block (the listener
 //! stops reading, nothing is dropped) while the process's memory stays
 //! bounded; once the sink runs again every message arrives.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a failing test
 
 use std::path::Path;
 use std::sync::Arc;
@@ -76,7 +77,7 @@ connections:
 
     // Wait until the senders stall: no progress for a second while the
     // connection to the stopped sink is at its threshold.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     let (mut last, mut still) = (u64::MAX, 0);
     loop {
         assert!(Instant::now() < deadline, "senders never blocked");
@@ -127,7 +128,7 @@ connections:
     // The sink resumes: everything arrives, nothing was dropped.
     assert!(engine.set_running("sink", true));
     let total = (SENDERS * PER_SENDER) as u64;
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_mins(4);
     loop {
         let st = engine.status();
         let sink_in = st.processors[1].flowfiles_in;

@@ -1,5 +1,6 @@
 //! util-linux `logger` sending to ListenSyslog over UDP, TCP and TCP with
 //! octet counting, in RFC 3164 and RFC 5424. Needs `scripts/install-test-deps.sh`.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a failing test
 
 mod syslog_common;
 

@@ -3,6 +3,7 @@
 //! whose trailing LF is inside the octet count). Known messages go into
 //! rsyslog's TCP input (and `logger` into its UDP input); every field of what
 //! comes out is checked. Needs `scripts/install-test-deps.sh`.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a failing test
 
 mod syslog_common;
 

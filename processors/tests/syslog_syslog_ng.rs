@@ -3,6 +3,7 @@
 //! framing (`network()`). Known messages go into syslog-ng's TCP input;
 //! every field of what comes out is checked. Needs
 //! `scripts/install-test-deps.sh` (syslog-ng is unpacked into the cache).
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a failing test
 
 mod syslog_common;
 

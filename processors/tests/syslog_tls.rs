@@ -2,6 +2,7 @@
 //! a server certificate for 127.0.0.1 and a client certificate. A rustls
 //! client sends octet-counted RFC 5424; with `tls_client_ca` set, a client
 //! without a certificate is turned away and counted.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a failing test
 
 mod syslog_common;
 
@@ -79,10 +80,8 @@ fn tls_yaml(dir: &Path, client_ca: bool) -> String {
         dir.join("server.key").display()
     );
     if client_ca {
-        y.push_str(&format!(
-            "tls_client_ca: {}\n",
-            dir.join("ca.pem").display()
-        ));
+        use std::fmt::Write as _;
+        let _ = writeln!(y, "tls_client_ca: {}", dir.join("ca.pem").display());
     }
     y
 }
@@ -189,7 +188,7 @@ fn unusable_pem_files_fail_the_build_with_the_file_name() {
     let kind = registry.get("ListenSyslog").unwrap().clone();
     let yaml = format!("port: 6514\n{}", tls_yaml(dir.path(), false));
     let props = sluice_runtime::testing::props_from_yaml(&*kind, &registry, &yaml).unwrap();
-    let err = match kind.build(&props, &Default::default()) {
+    let err = match kind.build(&props, &sluice_runtime::BuildContext::default()) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("built with a broken key"),
     };

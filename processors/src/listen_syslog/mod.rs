@@ -246,10 +246,7 @@ fn config(props: &Properties) -> Result<Config, Vec<PropertyError>> {
             1
         }
     };
-    let oversize_invalid = props
-        .str("oversize")
-        .map(|s| s == "invalid")
-        .unwrap_or(false);
+    let oversize_invalid = props.str("oversize").is_ok_and(|s| s == "invalid");
     let max_connections = props
         .usize("max_connections")
         .map_err(|e| errs.push(e))

@@ -397,7 +397,7 @@ async fn garbage_streams_are_fully_accounted() {
         let len = (next() % 120) as usize;
         match next() % 4 {
             0 => stream.extend(format!("<{}>", next() % 300).as_bytes()),
-            1 => stream.extend(format!("{} ", len).as_bytes()),
+            1 => stream.extend(format!("{len} ").as_bytes()),
             _ => {}
         }
         stream.extend((0..len).map(|_| (next() % 256) as u8));
