@@ -194,6 +194,9 @@ impl ProcessSession {
     /// (RECEIVE event at commit, with the attributes it has then).
     pub fn receive(&mut self, source: &str) -> FlowFile {
         let ff = self.create();
+        if !self.io.provenance.enabled() {
+            return ff;
+        }
         self.events.push(ProvenanceEvent {
             seq: 0,
             time: now_millis(),
