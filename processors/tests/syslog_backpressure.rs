@@ -152,3 +152,99 @@ connections:
     assert_eq!(st.processors[0].flowfiles_created, total);
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_drops_under_back_pressure_are_counted_in_the_status() {
+    const SENT: usize = 300;
+    let port = sluice_testkit::free_port();
+    let flow = format!(
+        r#"
+name: slow-sink-udp
+processors:
+  listen:
+    type: ListenSyslog
+    properties: {{ protocol: udp, bind: 127.0.0.1, port: {port}, queue_size: 10 }}
+    scheduling: {{ batch_size: 10 }}
+    auto_terminate: [invalid]
+  sink:
+    type: UpdateAttribute
+    auto_terminate: [success]
+connections:
+  - {{ from: listen, relationship: success, to: sink, back_pressure: {{ max_count: 20 }} }}
+"#
+    );
+    let registry = sluice_processors::registry();
+    let spec = parse_flow(&flow, Path::new("slow-sink-udp.yaml"), &registry, &|_| None).unwrap();
+    let engine = Engine::start(spec, EngineOptions::default()).await.unwrap();
+    assert!(engine.set_running("sink", false));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..SENT {
+        socket
+            .send_to(
+                format!("<13>Mar 10 10:00:00 h app: {i}").as_bytes(),
+                ("127.0.0.1", port),
+            )
+            .await
+            .unwrap();
+        tokio::task::yield_now().await;
+    }
+    // Every datagram is either in a FlowFile, in the listener's queue (at
+    // most 10), dropped and counted by the listener, or dropped by the
+    // kernel before the listener read it (the socket's `drops` in
+    // /proc/net/udp), which this test counts too so the sum is exact.
+    let dropped = |e: &Engine| {
+        e.status().processors[0]
+            .counters
+            .get("udp.dropped")
+            .copied()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = engine.status();
+        let created = st.processors[0].flowfiles_created;
+        if dropped(&engine) > 0
+            && created + dropped(&engine) + kernel_drops(port) + 10 >= SENT as u64
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "drops not counted: {st:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The status line prints counters named *dropped*.
+    assert!(
+        engine.status().processors[0]
+            .counters
+            .contains_key("udp.dropped")
+    );
+    assert!(engine.set_running("sink", true));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = engine.status();
+        let arrived = st.processors[1].flowfiles_in;
+        let lost = dropped(&engine) + kernel_drops(port);
+        if arrived + lost == SENT as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{arrived} arrived + {lost} dropped != {SENT} sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Datagrams the kernel dropped on the UDP socket bound to 127.0.0.1:`port`.
+fn kernel_drops(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.get(1) == Some(&local.as_str())).then(|| cols.last()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
