@@ -17,6 +17,10 @@ mod log_attribute;
 mod name_pattern;
 mod put_file;
 mod route_on_attribute;
+mod listen_syslog;
+mod parse_syslog;
+mod route_on_severity;
+mod syslog_parse;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
@@ -36,6 +40,9 @@ pub fn registry() -> Registry {
         Arc::new(format_template::FormatTemplateType),
         Arc::new(put_file::PutFileType),
         Arc::new(log_attribute::LogAttributeType),
+        Arc::new(listen_syslog::ListenSyslogType),
+        Arc::new(parse_syslog::ParseSyslogType),
+        Arc::new(route_on_severity::RouteOnSeverityType),
     ])
 }
 

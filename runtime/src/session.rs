@@ -196,6 +196,9 @@ impl ProcessSession {
     pub fn receive(&mut self, source: &str) -> FlowFile {
         let ff = FlowFile::new();
         self.track_new(&ff);
+        if !self.io.provenance.enabled() {
+            return ff;
+        }
         self.events.push(ProvenanceEvent {
             seq: 0,
             time: now_millis(),
