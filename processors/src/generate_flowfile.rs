@@ -532,7 +532,7 @@ mod tests {
         r.run_once().await.unwrap();
         assert_eq!(r.take(SUCCESS).len(), 1);
         // Not triggered for a minute (back-pressure): at most one second of tokens.
-        tokio::time::advance(Duration::from_secs(60)).await;
+        tokio::time::advance(Duration::from_mins(1)).await;
         r.run_once().await.unwrap();
         assert_eq!(r.take(SUCCESS).len(), 10);
     }
@@ -555,7 +555,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let engine = sluice_runtime::Engine::start(spec, Default::default())
+        let engine = sluice_runtime::Engine::start(spec, sluice_runtime::EngineOptions::default())
             .await
             .unwrap();
         let stats = engine.node("gen").unwrap().context().stats().clone();

@@ -14,6 +14,7 @@ mod generate_flowfile;
 mod listen_http;
 mod log_attribute;
 mod name_pattern;
+mod outbound;
 mod put_file;
 mod route_on_attribute;
 mod update_attribute;
@@ -30,6 +31,11 @@ pub fn registry() -> Registry {
         Arc::new(format_template::FormatTemplateType),
         Arc::new(put_file::PutFileType),
         Arc::new(log_attribute::LogAttributeType),
+        Arc::new(outbound::put_http::PutHttpType),
+        Arc::new(outbound::put_slack::PutSlackType),
+        Arc::new(outbound::put_ftp::PutFtpType),
+        Arc::new(outbound::put_s3_object::PutS3ObjectType),
+        Arc::new(outbound::put_email::PutEmailType),
     ])
 }
 

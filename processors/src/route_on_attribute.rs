@@ -268,11 +268,12 @@ impl Processor for RouteOnAttribute {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&RouteOnAttributeType, yaml);
-        TestRunner::with_properties(&RouteOnAttributeType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&RouteOnAttributeType, props, Scheduling::default()).unwrap()
     }
 
     const ROUTES: &str =

@@ -7,6 +7,7 @@ mod connection;
 mod engine;
 mod expr;
 mod flowfile;
+pub mod flowtest;
 mod journal;
 mod metrics;
 mod processor;
@@ -15,9 +16,9 @@ mod provenance;
 mod registry;
 mod session;
 pub mod severity;
-pub mod testing;
 mod spec;
 mod template;
+pub mod testing;
 pub mod yaml;
 
 pub use attributes::{AttrStr, Attributes};
@@ -27,6 +28,7 @@ pub use connection::{
 };
 pub use engine::{
     ConnectionStatus, Engine, EngineError, EngineOptions, FlowStatus, Node, ProcessorStatus,
+    ReloadSummary,
 };
 pub use expr::{ExprError, Predicate};
 pub use flowfile::{Content, FlowFile, StoredContent, now_millis, reserve_ids_above};
@@ -42,7 +44,7 @@ pub use properties::{
 };
 pub use provenance::{EventKind, ProvenanceEvent, ProvenanceRepository};
 pub use registry::{Registry, suggest};
-pub use session::{NodeIo, Output, ProcessSession};
+pub use session::{NodeIo, Output, ProcessSession, Tap};
 pub use spec::{
     ConnectionSpec, Diagnostic, FlowErrors, FlowSpec, ProcessorSpec, load_flow, parse_flow,
     parse_properties,

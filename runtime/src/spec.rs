@@ -215,7 +215,11 @@ impl Ctx<'_> {
             out.push_str(&rest[..start]);
             let after = &rest[start + 6..];
             let Some(end) = after.find('}') else {
-                self.err(pos, "unclosed `${env:` reference", Some("write ${env:NAME}".into()));
+                self.err(
+                    pos,
+                    "unclosed `${env:` reference",
+                    Some("write ${env:NAME}".into()),
+                );
                 return raw.to_string();
             };
             let inner = &after[..end];
@@ -241,23 +245,20 @@ impl Ctx<'_> {
     }
 
     fn scalar(&mut self, n: &Node, what: &str) -> Option<Scalar> {
-        match n.scalar_text() {
-            Some(raw) => {
-                let value = self.substitute(&raw, n.pos);
-                Some(Scalar {
-                    value,
-                    raw,
-                    pos: n.pos,
-                })
-            }
-            None => {
-                self.err(
-                    n.pos,
-                    format!("{what} must be a single value, found {}", n.kind_name()),
-                    None,
-                );
-                None
-            }
+        if let Some(raw) = n.scalar_text() {
+            let value = self.substitute(&raw, n.pos);
+            Some(Scalar {
+                value,
+                raw,
+                pos: n.pos,
+            })
+        } else {
+            self.err(
+                n.pos,
+                format!("{what} must be a single value, found {}", n.kind_name()),
+                None,
+            );
+            None
         }
     }
 
@@ -308,7 +309,13 @@ impl Ctx<'_> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "defaults", "processors", "connections"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "defaults",
+    "processors",
+    "connections",
+];
 const DEFAULT_KEYS: &[&str] = &["back_pressure", "scheduling", "provenance_events"];
 const PROC_KEYS: &[&str] = &[
     "type",
@@ -432,11 +439,7 @@ fn check_kind(kind: &PropKind, s: &Scalar) -> Result<(), String> {
     }
 }
 
-fn property_value(
-    ctx: &mut Ctx<'_>,
-    desc: &PropertyDescriptor,
-    node: &Node,
-) -> Option<PropValue> {
+fn property_value(ctx: &mut Ctx<'_>, desc: &PropertyDescriptor, node: &Node) -> Option<PropValue> {
     let name = desc.name;
     match (&desc.kind, &node.value) {
         (PropKind::MapOf(inner), Value::Map(entries)) => {
@@ -445,7 +448,11 @@ fn property_value(
                 let key = ctx.scalar(k, &format!("a key of `{name}`"))?;
                 let val = ctx.scalar(v, &format!("`{name}.{}`", key.value))?;
                 if let Err(m) = check_kind(inner, &val) {
-                    ctx.err(val.pos, format!("property `{name}.{}`: {m}", key.value), None);
+                    ctx.err(
+                        val.pos,
+                        format!("property `{name}.{}`: {m}", key.value),
+                        None,
+                    );
                 }
                 out.push((key, val));
             }
@@ -454,7 +461,10 @@ fn property_value(
         (PropKind::MapOf(_), _) => {
             ctx.err(
                 node.pos,
-                format!("property `{name}` must be a mapping of name: value, found {}", node.kind_name()),
+                format!(
+                    "property `{name}` must be a mapping of name: value, found {}",
+                    node.kind_name()
+                ),
                 None,
             );
             None
@@ -508,29 +518,26 @@ fn properties(
             let Some(name) = k.scalar_text() else {
                 continue;
             };
-            match descs.iter().find(|d| d.name == name) {
-                Some(d) => {
-                    if let Some(pv) = property_value(ctx, d, v) {
-                        values.insert(name, pv);
-                    }
+            if let Some(d) = descs.iter().find(|d| d.name == name) {
+                if let Some(pv) = property_value(ctx, d, v) {
+                    values.insert(name, pv);
                 }
-                None => {
-                    let hint = suggest(&name, descs.iter().map(|d| d.name)).map_or_else(
-                        || {
-                            Some(format!(
-                                "{} properties: {}",
-                                kind.name(),
-                                descs.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
-                            ))
-                        },
-                        |s| Some(format!("did you mean `{s}`?")),
-                    );
-                    ctx.err(
-                        k.pos,
-                        format!("unknown property `{name}` for {}", kind.name()),
-                        hint,
-                    );
-                }
+            } else {
+                let hint = suggest(&name, descs.iter().map(|d| d.name)).map_or_else(
+                    || {
+                        Some(format!(
+                            "{} properties: {}",
+                            kind.name(),
+                            descs.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                        ))
+                    },
+                    |s| Some(format!("did you mean `{s}`?")),
+                );
+                ctx.err(
+                    k.pos,
+                    format!("unknown property `{name}` for {}", kind.name()),
+                    hint,
+                );
             }
         }
     }
@@ -608,8 +615,7 @@ pub fn parse_flow(
     };
     let mut name = path
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "flow".into());
+        .map_or_else(|| "flow".into(), |s| s.to_string_lossy().into_owned());
     let mut description = String::new();
     let mut defaults_sched = Scheduling::default();
     let mut defaults_conn = ConnectionSettings::default();
@@ -685,15 +691,14 @@ pub fn parse_flow(
                             let Some(t) = ctx.string(pv, "type") else {
                                 continue;
                             };
-                            match registry.get(&t) {
-                                Some(kind) => rp.kind = Some(kind.clone()),
-                                None => {
-                                    let hint = registry.suggest(&t).map_or_else(
-                                        || Some("`sluice processors` lists the known types".into()),
-                                        |s| Some(format!("did you mean `{s}`?")),
-                                    );
-                                    ctx.err(pv.pos, format!("unknown processor type `{t}`"), hint);
-                                }
+                            if let Some(kind) = registry.get(&t) {
+                                rp.kind = Some(kind.clone())
+                            } else {
+                                let hint = registry.suggest(&t).map_or_else(
+                                    || Some("`sluice processors` lists the known types".into()),
+                                    |s| Some(format!("did you mean `{s}`?")),
+                                );
+                                ctx.err(pv.pos, format!("unknown processor type `{t}`"), hint);
                             }
                         }
                         Some("properties") => rp.props_node = Some(pv),
@@ -739,7 +744,10 @@ pub fn parse_flow(
             } else {
                 ctx.err(
                     *pos,
-                    format!("processor `{}` has no relationship `{r}` to auto-terminate", rp.id),
+                    format!(
+                        "processor `{}` has no relationship `{r}` to auto-terminate",
+                        rp.id
+                    ),
                     Some(rel_hint(r, &relationships)),
                 );
             }
@@ -757,6 +765,9 @@ pub fn parse_flow(
 
     // Connections.
     let mut connections: Vec<ConnectionSpec> = Vec::new();
+    // Endpoints of connections refused above, so their absence is not
+    // reported a second time as "not connected".
+    let mut refused: Vec<(String, Vec<String>, String)> = Vec::new();
     let ids: Vec<&str> = raw.iter().map(|r| r.id.as_str()).collect();
     if let Some(cn) = conns_node {
         let items: &[Node] = match &cn.value {
@@ -896,21 +907,24 @@ pub fn parse_flow(
                         ok = false;
                         ctx.err(
                             *pos,
-                            format!("processor `{from}` ({}) has no relationship `{r}`", fp.kind.name()),
+                            format!(
+                                "processor `{from}` ({}) has no relationship `{r}`",
+                                fp.kind.name()
+                            ),
                             Some(rel_hint(r, &fp.relationships)),
                         );
                     }
                 }
             }
-            if let Some(tp) = processors.iter().find(|p| p.id == to) {
-                if tp.kind.input() == InputRequirement::Forbidden {
-                    ok = false;
-                    ctx.err(
-                        to_pos,
-                        format!("`{to}` ({}) is a source and takes no input", tp.kind.name()),
-                        None,
-                    );
-                }
+            if let Some(tp) = processors.iter().find(|p| p.id == to)
+                && tp.kind.input() == InputRequirement::Forbidden
+            {
+                ok = false;
+                ctx.err(
+                    to_pos,
+                    format!("`{to}` ({}) is a source and takes no input", tp.kind.name()),
+                    None,
+                );
             }
             let rel_names: Vec<String> = rels.into_iter().map(|(r, _)| r).collect();
             let id = name.unwrap_or_else(|| format!("{from}.{}->{to}", rel_names.join("+")));
@@ -921,6 +935,9 @@ pub fn parse_flow(
                     Some("give one of them a distinct `name:`".into()),
                 );
                 continue;
+            }
+            if !ok {
+                refused.push((from.clone(), rel_names.clone(), to.clone()));
             }
             if ok {
                 connections.push(ConnectionSpec {
@@ -940,7 +957,8 @@ pub fn parse_flow(
         for r in &p.relationships {
             let connected = connections
                 .iter()
-                .any(|c| c.from == p.id && c.relationships.contains(&r.name));
+                .any(|c| c.from == p.id && c.relationships.contains(&r.name))
+                || refused.iter().any(|(f, _, _)| f == &p.id);
             if !connected && !p.auto_terminate.contains(&r.name) {
                 ctx.err(
                     p.pos,
@@ -955,11 +973,16 @@ pub fn parse_flow(
                 );
             }
         }
-        let has_input = connections.iter().any(|c| c.to == p.id);
+        let has_input =
+            connections.iter().any(|c| c.to == p.id) || refused.iter().any(|(_, _, t)| t == &p.id);
         if p.kind.input() == InputRequirement::Required && !has_input {
             ctx.err(
                 p.pos,
-                format!("processor `{}` ({}) needs an incoming connection", p.id, p.kind.name()),
+                format!(
+                    "processor `{}` ({}) needs an incoming connection",
+                    p.id,
+                    p.kind.name()
+                ),
                 None,
             );
         }

@@ -110,7 +110,7 @@ fn date_helper(
     _: &mut RenderContext<'_, '_>,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+    let value = h.param(0).map_or(Value::Null, |p| p.value().clone());
     let fmt = h
         .param(1)
         .and_then(|p| p.value().as_str().map(str::to_string))
@@ -229,7 +229,8 @@ impl Template {
     /// Bad handlebars syntax.
     pub fn compile(source: &str, escape: Escape) -> Result<Self, TemplateError> {
         let mut hb = base_registry(escape);
-        let mut tpl = HbTemplate::compile(source).map_err(|e| TemplateError::Compile(e.to_string()))?;
+        let mut tpl =
+            HbTemplate::compile(source).map_err(|e| TemplateError::Compile(e.to_string()))?;
         let uses_content = fold_paths(&mut tpl);
         let literal = if source.contains("{{") {
             None
@@ -338,10 +339,16 @@ mod tests {
 
     #[test]
     fn content_and_missing_values() {
-        let t = Template::compile("[{{content}}][{{nope}}][{{default nope \"d\"}}]", Escape::None)
-            .unwrap();
+        let t = Template::compile(
+            "[{{content}}][{{nope}}][{{default nope \"d\"}}]",
+            Escape::None,
+        )
+        .unwrap();
         assert!(t.uses_content());
-        assert_eq!(t.render_with(&attrs(), Some("body"), &[]).unwrap(), "[body][][d]");
+        assert_eq!(
+            t.render_with(&attrs(), Some("body"), &[]).unwrap(),
+            "[body][][d]"
+        );
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl TestRunner {
     ///
     /// # Errors
     /// The properties are invalid or the build fails.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn with_properties(
         kind: &dyn ProcessorType,
         properties: Properties,
@@ -66,7 +67,10 @@ impl TestRunner {
         let errs = kind.validate(&properties);
         if !errs.is_empty() {
             return Err(TestRunnerError::Invalid(
-                errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ));
         }
         let processor = kind
@@ -116,6 +120,7 @@ impl TestRunner {
             journal: None,
             provenance: provenance.clone(),
             penalty: scheduling.penalty,
+            taps: Vec::new(),
         });
         Ok(Self {
             processor,
@@ -197,9 +202,16 @@ impl TestRunner {
             .outputs
             .get(rel)
             .unwrap_or_else(|| panic!("no relationship `{rel}`"));
-        let mut out = Vec::new();
-        c.poll_batch(usize::MAX, &mut out);
-        out
+        // Penalised ones too: a processor that penalises what it routes
+        // (retry relationships) must still be observable.
+        c.drain_all()
+    }
+
+    /// Takes every FlowFile still on the input, penalised ones too (to look
+    /// at what a processor gave back).
+    #[must_use]
+    pub fn take_input(&self) -> Vec<FlowFile> {
+        self.input.drain_all()
     }
 
     /// FlowFiles still waiting on the input.
@@ -227,7 +239,10 @@ impl TestRunner {
 ///
 /// # Errors
 /// A description of each breach.
-pub fn check_type_contract(kind: &dyn ProcessorType, registry: &crate::Registry) -> Result<(), String> {
+pub fn check_type_contract(
+    kind: &dyn ProcessorType,
+    registry: &crate::Registry,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     if kind.description().trim().is_empty() {
         problems.push("type has no description".to_string());
@@ -241,7 +256,10 @@ pub fn check_type_contract(kind: &dyn ProcessorType, registry: &crate::Registry)
             problems.push(format!("property `{}` declared twice", d.name));
         }
         if d.required && d.default.is_some() {
-            problems.push(format!("property `{}` is required but has a default", d.name));
+            problems.push(format!(
+                "property `{}` is required but has a default",
+                d.name
+            ));
         }
     }
     if let Err(e) = props_from_yaml(kind, registry, kind.example()) {

@@ -10,17 +10,22 @@ use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
 use crate::proc::{Proc, START_TIMEOUT};
-use crate::util::{find_tool, free_port, free_port_range, read_banner};
+use crate::util::{find_tool, free_port, free_port_range, read_banner, self_signed_cert};
 
 /// A real pure-ftpd (Debian package) on `127.0.0.1`, with one virtual user whose home (and
 /// chroot) is [`FtpServer::root`]: files a client uploads appear there.
 ///
-/// Started as `pure-ftpd -S 127.0.0.1,PORT -l puredb:PDB -E -A -H -4 -p FIRST:LAST -P 127.0.0.1`:
+/// The user is written to a pure-pw passwd file and compiled with `pure-pw mkdb`. Started as
+/// `pure-ftpd -S 127.0.0.1,PORT -l puredb:PDB -E -A -H -4 -p FIRST:LAST -P 127.0.0.1`:
 /// only the virtual user may log in (`-E`), chrooted (`-A`), no DNS (`-H`), IPv4 only, and
 /// passive data connections on a range of free ports. The virtual user maps to
 /// `nobody:nogroup`, so this needs root (as CI runs); `root` is mode 0777 so that user can
 /// write. [`stop`](Self::stop) kills the server and any open sessions;
 /// [`start_again`](Self::start_again) brings it back on the same ports, with the same files.
+///
+/// [`start_with_tls`](Self::start_with_tls) adds explicit FTPS (`AUTH TLS`) with a
+/// self-signed certificate for `localhost`/`127.0.0.1` ([`FtpServer::tls_cert`]) and refuses
+/// logins that did not switch to TLS first (`-Y 2 -2 CERT,KEY`).
 pub struct FtpServer {
     /// Control connection address.
     pub addr: SocketAddr,
@@ -30,6 +35,8 @@ pub struct FtpServer {
     pub root: PathBuf,
     /// The passive (data) port range, inclusive.
     pub passive_ports: (u16, u16),
+    /// The PEM certificate clients must trust, when started with TLS.
+    pub tls_cert: Option<PathBuf>,
     proc: Proc,
     _dir: TempDir,
 }
@@ -37,6 +44,15 @@ pub struct FtpServer {
 impl FtpServer {
     /// Starts pure-ftpd on a free port and waits for its `220` banner.
     pub async fn start() -> Result<Self> {
+        Self::start_inner(false).await
+    }
+
+    /// The same with explicit FTPS required before login; see [`FtpServer::tls_cert`].
+    pub async fn start_with_tls() -> Result<Self> {
+        Self::start_inner(true).await
+    }
+
+    async fn start_inner(tls: bool) -> Result<Self> {
         let pure_ftpd = find_tool("pure-ftpd", Some("SLUICE_PURE_FTPD"), &[])?;
         let pure_pw = find_tool("pure-pw", Some("SLUICE_PURE_PW"), &[])?;
         let dir = tempfile::Builder::new().prefix("sluice-ftp-").tempdir()?;
@@ -48,33 +64,32 @@ impl FtpServer {
         let passwd = dir.path().join("pureftpd.passwd");
         let pdb = dir.path().join("pureftpd.pdb");
 
-        let mut child = Command::new(&pure_pw)
-            .args(["useradd", &user, "-u", "nobody", "-g", "nogroup", "-d"])
-            .arg(&root)
-            .arg("-m")
-            .arg("-f")
-            .arg(&passwd)
-            .arg("-F")
-            .arg(&pdb)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("running pure-pw")?;
-        child
-            .stdin
-            .take()
-            .context("pure-pw stdin")?
-            .write_all(format!("{password}\n{password}\n").as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() || !pdb.exists() {
-            bail!(
-                "pure-pw useradd failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        // `pure-pw useradd` hashes with argon2id at a cost that takes 8 s per hash and per
+        // login on this machine kind, so the user line is written here with a SHA-512 crypt
+        // hash (`openssl passwd -6`, which pure-ftpd checks with crypt(3)) in pure-pw's own
+        // format (`/./` ends a chrooted home), then compiled with `pure-pw mkdb`.
+        let hash = run_with_stdin(
+            Command::new(find_tool("openssl", None, &[])?).args(["passwd", "-6", "-stdin"]),
+            &format!("{password}\n"),
+        )?;
+        let uid = id_of("/etc/passwd", "nobody").unwrap_or(65534);
+        let gid = id_of("/etc/group", "nogroup").unwrap_or(65534);
+        std::fs::write(
+            &passwd,
+            format!(
+                "{user}:{}:{uid}:{gid}::{}/./::::::::::::\n",
+                hash.trim(),
+                root.display()
+            ),
+        )?;
+        run_with_stdin(
+            Command::new(&pure_pw)
+                .arg("mkdb")
+                .arg(&pdb)
+                .arg("-f")
+                .arg(&passwd),
+            "",
+        )?;
 
         let port = free_port();
         let passive_ports = free_port_range(10);
@@ -89,12 +104,20 @@ impl FtpServer {
             .arg(format!("{}:{}", passive_ports.0, passive_ports.1))
             .arg("-P")
             .arg("127.0.0.1");
+        let mut tls_cert = None;
+        if tls {
+            let (cert, key) = self_signed_cert(dir.path())?;
+            proc.args(["-Y", "2", "-2"])
+                .arg(format!("{},{}", cert.display(), key.display()));
+            tls_cert = Some(cert);
+        }
         let mut server = Self {
             addr,
             user,
             password,
             root,
             passive_ports,
+            tls_cert,
             proc,
             _dir: dir,
         };
@@ -128,4 +151,39 @@ impl FtpServer {
     pub fn is_running(&mut self) -> bool {
         self.proc.is_running()
     }
+}
+
+/// Runs a command with `input` on stdin; its stdout, or an error with its stderr.
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Result<String> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The numeric id of `name` in /etc/passwd or /etc/group.
+fn id_of(file: &str, name: &str) -> Option<u32> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then(|| fields.nth(1)?.parse().ok())?
+        })
 }
