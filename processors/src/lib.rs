@@ -26,16 +26,16 @@ pub fn registry() -> Registry {
         Arc::new(generate_flowfile::GenerateFlowFileType),
         Arc::new(listen_http::ListenHttpType),
         Arc::new(update_attribute::UpdateAttributeType),
-        Arc::new(route_on_attribute::RouteOnAttributeType),
-        Arc::new(attributes_to_json::AttributesToJsonType),
-        Arc::new(format_template::FormatTemplateType),
-        Arc::new(put_file::PutFileType),
-        Arc::new(log_attribute::LogAttributeType),
         Arc::new(outbound::put_http::PutHttpType),
         Arc::new(outbound::put_slack::PutSlackType),
         Arc::new(outbound::put_ftp::PutFtpType),
         Arc::new(outbound::put_s3_object::PutS3ObjectType),
         Arc::new(outbound::put_email::PutEmailType),
+        Arc::new(route_on_attribute::RouteOnAttributeType),
+        Arc::new(attributes_to_json::AttributesToJsonType),
+        Arc::new(format_template::FormatTemplateType),
+        Arc::new(put_file::PutFileType),
+        Arc::new(log_attribute::LogAttributeType),
     ])
 }
 

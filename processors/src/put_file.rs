@@ -542,12 +542,7 @@ impl Processor for PutFile {
                     first_transient.unwrap_or_default()
                 ),
             );
-            let until = sluice_runtime::now_millis()
-                + u64::try_from(ctx.scheduling().penalty.as_millis()).unwrap_or(u64::MAX);
-            // Each goes to the front: last first keeps their order.
-            for ff in retry.into_iter().rev() {
-                session.requeue(ff, until);
-            }
+            session.requeue(retry, true);
             ctx.yield_for(ctx.scheduling().yield_duration);
         }
         Ok(())

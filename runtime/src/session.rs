@@ -293,7 +293,7 @@ impl ProcessSession {
     /// [`rollback`](Self::rollback)); nothing is journaled for it, so after a
     /// crash it is back as it was last committed. Only a FlowFile taken from an
     /// input in this session can be requeued; anything else fails the commit.
-    pub fn requeue(&mut self, mut ff: FlowFile, penalized_until: u64) {
+    pub fn requeue_until(&mut self, mut ff: FlowFile, penalized_until: u64) {
         let Some(pos) = self.taken.iter().position(|(_, t)| t.id == ff.id) else {
             self.problems.push(format!(
                 "FlowFile {} requeued but it was not taken from an input in this session",
@@ -311,6 +311,39 @@ impl ProcessSession {
         let (idx, _) = self.taken.remove(pos);
         ff.penalized_until = penalized_until;
         self.io.inputs[idx].requeue_front(vec![ff]);
+    }
+
+    /// Gives FlowFiles taken in this session back to the front of the queues
+    /// they came from, as they were taken (their changes discarded), in the
+    /// order given, penalised if asked. A processor uses it for the FlowFiles
+    /// it cannot handle now (disk full, remote down) while the rest of its
+    /// batch commits. FlowFiles created in this session cannot be requeued.
+    pub fn requeue(&mut self, ffs: Vec<FlowFile>, penalize: bool) {
+        let until = if penalize {
+            now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut per_input: Vec<Vec<FlowFile>> = vec![Vec::new(); self.io.inputs.len()];
+        for ff in ffs {
+            let pos = self.taken.iter().position(|(_, t)| t.id == ff.id);
+            match pos {
+                Some(pos) if self.open.remove(&ff.id) => {
+                    let (idx, mut original) = self.taken.remove(pos);
+                    if penalize {
+                        original.penalized_until = until;
+                    }
+                    per_input[idx].push(original);
+                }
+                _ => self.problems.push(format!(
+                    "FlowFile {} requeued but it was not taken from an input in this session (or is already accounted for)",
+                    ff.id
+                )),
+            }
+        }
+        for (idx, ffs) in per_input.into_iter().enumerate() {
+            self.io.inputs[idx].requeue_front(ffs);
+        }
     }
 
     /// Removes `ff` from the flow at commit (DROP event).
@@ -538,6 +571,22 @@ mod tests {
         })
     }
 
+    fn io(input: &Arc<Connection>, out: &Arc<Connection>) -> Arc<NodeIo> {
+        Arc::new(NodeIo {
+            id: "p".into(),
+            inputs: vec![input.clone()],
+            outputs: vec![Output {
+                relationship: "success".into(),
+                connections: vec![out.clone()],
+            }],
+            stats: Arc::default(),
+            journal: None,
+            provenance: Arc::new(ProvenanceRepository::new(100)),
+            penalty: Duration::from_secs(30),
+            taps: Vec::new(),
+        })
+    }
+
     #[tokio::test]
     async fn requeue_gives_one_input_back_and_commits_the_rest() {
         let (input, out) = (conn("in"), conn("out"));
@@ -551,7 +600,7 @@ mod tests {
         }
         third.attributes.insert("put.error", "connection refused");
         let until = now_millis() + 60_000;
-        s.requeue(third, until);
+        s.requeue_until(third, until);
         assert_eq!(input.queued_count(), 1, "requeued at once");
         s.commit().await.unwrap();
         assert_eq!(out.queued_count(), 2);
@@ -564,11 +613,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn requeue_returns_originals_in_order_and_the_rest_commits() {
+        let n = Arc::new(Notify::new());
+        let mk = |id: &str| {
+            Arc::new(Connection::new(
+                id,
+                ConnectionSettings::default(),
+                n.clone(),
+                n.clone(),
+                None,
+            ))
+        };
+        let (input, out) = (mk("in"), mk("out"));
+        let ffs: Vec<FlowFile> = (0..4).map(|_| FlowFile::new()).collect();
+        let ids: Vec<u64> = ffs.iter().map(|f| f.id).collect();
+        input.push_batch(ffs);
+        let mut s = ProcessSession::new(io(&input, &out));
+        let mut batch = s.get_batch(10);
+        let rest = batch.split_off(1);
+        s.transfer(batch.remove(0), "success");
+        let mut changed = rest;
+        for f in &mut changed {
+            f.attributes.insert("touched", "yes");
+        }
+        s.requeue(changed, true);
+        s.commit().await.unwrap();
+        assert_eq!(out.queued_count(), 1);
+        assert_eq!(input.queued_count(), 3);
+        // Penalised: not available now, but back in their original order and unmodified.
+        assert!(!input.has_available());
+        let back = input.drain_all();
+        assert_eq!(
+            back.iter().map(|f| f.id).collect::<Vec<_>>(),
+            ids[1..].to_vec()
+        );
+        assert!(
+            back.iter()
+                .all(|f| f.attr("touched").is_none() && f.penalized_until > 0)
+        );
+    }
+
+    #[tokio::test]
     async fn requeue_of_a_created_flowfile_fails_the_commit() {
         let (input, out) = (conn("in"), conn("out"));
         let mut s = ProcessSession::new(node(&input, &out));
         let ff = s.create();
-        s.requeue(ff, 0);
+        s.requeue_until(ff, 0);
         let err = s.commit().await.unwrap_err();
         assert!(
             err.message.contains("not taken from an input"),
