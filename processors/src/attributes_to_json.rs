@@ -263,12 +263,11 @@ impl Processor for AttributesToJson {
         for mut ff in session.get_batch(ctx.scheduling().batch_size) {
             match self.json(session, &ff) {
                 Ok(text) => {
-                    match &self.to_attribute {
-                        Some(name) => ff.attributes.insert(name.as_str(), text),
-                        None => {
-                            session.write(&mut ff, text);
-                            ff.attributes.insert("mime.type", "application/json");
-                        }
+                    if let Some(name) = &self.to_attribute {
+                        ff.attributes.insert(name.as_str(), text);
+                    } else {
+                        session.write(&mut ff, text);
+                        ff.attributes.insert("mime.type", "application/json");
                     }
                     session.transfer(ff, SUCCESS);
                 }
@@ -285,11 +284,12 @@ impl Processor for AttributesToJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&AttributesToJsonType, yaml);
-        TestRunner::with_properties(&AttributesToJsonType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&AttributesToJsonType, props, Scheduling::default()).unwrap()
     }
 
     async fn one(r: &TestRunner, content: &str, attrs: &[(&str, &str)]) -> Value {

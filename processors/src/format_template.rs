@@ -171,13 +171,12 @@ impl Processor for FormatTemplate {
             };
             match rendered {
                 Ok(text) => {
-                    match &self.to_attribute {
-                        Some(name) => ff.attributes.insert(name.as_str(), text),
-                        None => {
-                            session.write(&mut ff, text);
-                            if let Some(m) = &self.mime_type {
-                                ff.attributes.insert("mime.type", m.as_str());
-                            }
+                    if let Some(name) = &self.to_attribute {
+                        ff.attributes.insert(name.as_str(), text);
+                    } else {
+                        session.write(&mut ff, text);
+                        if let Some(m) = &self.mime_type {
+                            ff.attributes.insert("mime.type", m.as_str());
                         }
                     }
                     session.transfer(ff, SUCCESS);
@@ -196,11 +195,12 @@ impl Processor for FormatTemplate {
 mod tests {
     use super::*;
     use serde_json::Value;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&FormatTemplateType, yaml);
-        TestRunner::with_properties(&FormatTemplateType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&FormatTemplateType, props, Scheduling::default()).unwrap()
     }
 
     async fn render(yaml: &str, content: &str, attrs: &[(&str, &str)]) -> sluice_runtime::FlowFile {

@@ -42,7 +42,7 @@ use serde_json::Value;
 use sluice_runtime::{
     AttrStr, Attributes, BuildContext, BuildError, Escape, InputRequirement, ProcessContext,
     ProcessError, ProcessSession, Processor, ProcessorType, PropKind, Properties,
-    PropertyDescriptor, PropertyError, RelationshipDef, Template, async_trait,
+    PropertyDescriptor, PropertyError, RelationshipDef, Template, TemplateError, async_trait,
 };
 use tokio::time::Instant;
 
@@ -149,7 +149,10 @@ impl ProcessorType for GenerateFlowFileType {
         let batch = u64::try_from(props.int("batch")?).unwrap_or(1).max(1);
         let rate = props.int_opt("rate")?.and_then(|r| u64::try_from(r).ok());
         let content = match props.str_opt("content")? {
-            Some(src) => Body::Template(TextSource::compile(src, "content")?),
+            Some(src) => match TextSource::compile(src, "content")? {
+                TextSource::Literal(text) => Body::Literal(Bytes::copy_from_slice(text.as_bytes())),
+                other => Body::Text(other),
+            },
             None => Body::Filler(usize::try_from(props.data_size("size")?).unwrap_or(usize::MAX)),
         };
         let mut attributes = Vec::new();
@@ -173,26 +176,46 @@ impl ProcessorType for GenerateFlowFileType {
     }
 }
 
-/// A template, or its text when it has no placeholders (rendered once).
+/// A template, compiled for the cheapest way to render it.
 enum TextSource {
+    /// No placeholders: the text itself.
     Literal(AttrStr),
+    /// Only `{{seq}}` placeholders: the text around them, joined by the number.
+    SeqOnly(Vec<String>),
+    /// Anything else: handlebars.
     Template(Template),
 }
 
 impl TextSource {
     fn compile(src: &str, what: &str) -> Result<Self, BuildError> {
-        if src.contains("{{") {
-            Template::compile(src, Escape::None)
-                .map(TextSource::Template)
-                .map_err(|e| BuildError::Other(format!("{what}: {e}")))
-        } else {
-            Ok(TextSource::Literal(AttrStr::from(src)))
+        if !src.contains("{{") && !src.contains("}}") {
+            return Ok(TextSource::Literal(AttrStr::from(src)));
+        }
+        let parts: Vec<String> = src.split("{{seq}}").map(str::to_string).collect();
+        // A backslash may escape a placeholder in handlebars: leave those to it.
+        let plain = |p: &String| !p.contains("{{") && !p.contains("}}") && !p.contains('\\');
+        if parts.len() > 1 && parts.iter().all(plain) {
+            return Ok(TextSource::SeqOnly(parts));
+        }
+        Template::compile(src, Escape::None)
+            .map(TextSource::Template)
+            .map_err(|e| BuildError::Other(format!("{what}: {e}")))
+    }
+
+    fn render(&self, attrs: &Attributes, seq: u64) -> Result<AttrStr, TemplateError> {
+        match self {
+            TextSource::Literal(s) => Ok(s.clone()),
+            TextSource::SeqOnly(parts) => Ok(parts.join(&seq.to_string()).into()),
+            TextSource::Template(t) => t
+                .render_with(attrs, None, &[("seq", Value::from(seq))])
+                .map(AttrStr::from),
         }
     }
 }
 
 enum Body {
-    Template(TextSource),
+    Literal(Bytes),
+    Text(TextSource),
     Filler(usize),
 }
 
@@ -315,25 +338,21 @@ impl GenerateFlowFile {
         session: &mut ProcessSession,
         seq: u64,
     ) -> Result<sluice_runtime::FlowFile, String> {
-        let extra = [("seq", Value::from(seq))];
         let empty = Attributes::new();
         let mut ff = session.create();
         for (name, v) in &self.attributes {
-            let value = match v {
-                TextSource::Literal(s) => s.clone(),
-                TextSource::Template(t) => t
-                    .render_with(&empty, None, &extra)
-                    .map_err(|e| format!("attributes.{name}: {e}"))?
-                    .into(),
-            };
+            let value = v
+                .render(&empty, seq)
+                .map_err(|e| format!("attributes.{name}: {e}"))?;
             ff.attributes.insert(name.clone(), value);
         }
         let body = match &self.content {
-            Body::Template(TextSource::Literal(s)) => Bytes::copy_from_slice(s.as_bytes()),
-            Body::Template(TextSource::Template(t)) => t
-                .render_with(&ff.attributes, None, &extra)
-                .map_err(|e| format!("content: {e}"))?
-                .into(),
+            Body::Literal(b) => b.clone(),
+            Body::Text(t) => Bytes::copy_from_slice(
+                t.render(&ff.attributes, seq)
+                    .map_err(|e| format!("content: {e}"))?
+                    .as_bytes(),
+            ),
             Body::Filler(n) => self.filler.get_or_init(|| filler(*n)).clone(),
         };
         session.write(&mut ff, body);
@@ -438,6 +457,43 @@ mod tests {
         assert_eq!(out[2].attr("kind"), Some("test"));
     }
 
+    #[test]
+    fn seq_only_texts_render_as_handlebars_would() {
+        let attrs = Attributes::new();
+        for src in [
+            "web-{{seq}}",
+            "{{seq}}",
+            "{{seq}}-{{seq}}.",
+            "a}b{c {{seq}}",
+        ] {
+            let fast = TextSource::compile(src, "t").unwrap();
+            assert!(matches!(fast, TextSource::SeqOnly(_)), "{src}");
+            let slow = Template::compile(src, Escape::None).unwrap();
+            for seq in [0, 7, 12_345] {
+                let want = slow
+                    .render_with(&attrs, None, &[("seq", Value::from(seq))])
+                    .unwrap();
+                assert_eq!(&*fast.render(&attrs, seq).unwrap(), want.as_str(), "{src}");
+            }
+        }
+        assert!(matches!(
+            TextSource::compile("{{ seq }}", "t").unwrap(),
+            TextSource::Template(_)
+        ));
+        assert!(matches!(
+            TextSource::compile("{{seq}}{{x}}", "t").unwrap(),
+            TextSource::Template(_)
+        ));
+        assert!(matches!(
+            TextSource::compile("plain", "t").unwrap(),
+            TextSource::Literal(_)
+        ));
+        assert!(matches!(
+            TextSource::compile(r"\{{seq}}", "t").unwrap(),
+            TextSource::Template(_)
+        ));
+    }
+
     #[tokio::test]
     async fn filler_of_exact_size_and_empty_by_default() {
         let r = runner("count: 2\nbatch: 2\nsize: 1 KB");
@@ -532,7 +588,7 @@ mod tests {
         r.run_once().await.unwrap();
         assert_eq!(r.take(SUCCESS).len(), 1);
         // Not triggered for a minute (back-pressure): at most one second of tokens.
-        tokio::time::advance(Duration::from_secs(60)).await;
+        tokio::time::advance(Duration::from_mins(1)).await;
         r.run_once().await.unwrap();
         assert_eq!(r.take(SUCCESS).len(), 10);
     }
@@ -555,7 +611,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        let engine = sluice_runtime::Engine::start(spec, Default::default())
+        let engine = sluice_runtime::Engine::start(spec, sluice_runtime::EngineOptions::default())
             .await
             .unwrap();
         let stats = engine.node("gen").unwrap().context().stats().clone();

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
-mod outbound;
 mod attributes_to_json;
 mod format_template;
 mod generate_flowfile;
 mod listen_http;
 mod log_attribute;
 mod name_pattern;
+mod outbound;
 mod put_file;
 mod route_on_attribute;
 mod listen_syslog;

@@ -198,7 +198,7 @@ impl ProcessorType for ListenHttpType {
             paths: NamePatterns::new(props.list("path")?),
             methods: props.list("methods")?,
             max_body: props.data_size("max_body_size")?,
-            headers: NamePatterns::ignoring_case(props.list("header_attributes")?),
+            headers: NamePatterns::ignoring_case(&props.list("header_attributes")?),
             retry_after: HeaderValue::from(retry_secs.max(1)),
             max_pending: props.usize("max_pending")?.max(1),
             request_timeout: props.duration("request_timeout")?,
@@ -607,6 +607,7 @@ impl Processor for ListenHttp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
     use sluice_runtime::{Engine, EngineOptions, FlowFile, Journal, JournalError, parse_flow};
 
@@ -623,7 +624,7 @@ mod tests {
         async fn start(yaml: &str) -> Self {
             let props = crate::test_props(&ListenHttpType, yaml);
             let runner = Arc::new(
-                TestRunner::with_properties(&ListenHttpType, props, Default::default()).unwrap(),
+                TestRunner::with_properties(&ListenHttpType, props, Scheduling::default()).unwrap(),
             );
             runner.schedule().await.unwrap();
             let port = runner.ctx.counter("listen.port").load(Ordering::Relaxed);
@@ -825,7 +826,7 @@ mod tests {
         assert_eq!(d.counter("rejected.method"), 1);
         let out = d.runner.take(SUCCESS);
         assert_eq!(
-            out.iter().map(|f| f.size()).collect::<Vec<_>>(),
+            out.iter().map(FlowFile::size).collect::<Vec<_>>(),
             vec![1000, 1]
         );
         d.stop().await;
@@ -859,7 +860,7 @@ mod tests {
             &ListenHttpType,
             "port: 0\nrequest_timeout: 200ms\nretry_after: 1500ms",
         );
-        let r = TestRunner::with_properties(&ListenHttpType, props, Default::default()).unwrap();
+        let r = TestRunner::with_properties(&ListenHttpType, props, Scheduling::default()).unwrap();
         r.schedule().await.unwrap();
         let port = r.ctx.counter("listen.port").load(Ordering::Relaxed);
         let resp = client()
@@ -880,7 +881,7 @@ mod tests {
     #[tokio::test]
     async fn stopping_answers_waiting_requests_503_and_frees_the_port() {
         let props = crate::test_props(&ListenHttpType, "port: 0");
-        let r = TestRunner::with_properties(&ListenHttpType, props, Default::default()).unwrap();
+        let r = TestRunner::with_properties(&ListenHttpType, props, Scheduling::default()).unwrap();
         r.schedule().await.unwrap();
         let port = r.ctx.counter("listen.port").load(Ordering::Relaxed);
         let url = format!("http://127.0.0.1:{port}/");
@@ -910,7 +911,7 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
         let props = crate::test_props(&ListenHttpType, &format!("port: {port}"));
-        let r = TestRunner::with_properties(&ListenHttpType, props, Default::default()).unwrap();
+        let r = TestRunner::with_properties(&ListenHttpType, props, Scheduling::default()).unwrap();
         let err = r.schedule().await.unwrap_err();
         assert!(err.message.contains("cannot listen on"), "{}", err.message);
     }

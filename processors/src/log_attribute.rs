@@ -113,7 +113,7 @@ impl ProcessorType for LogAttributeType {
             attributes: NamePatterns::new(props.list("attributes")?),
             include_content: props.bool("include_content")?,
             max_content: usize::try_from(props.data_size("max_content")?).unwrap_or(usize::MAX),
-            secrets: NamePatterns::ignoring_case(props.list("secret_attributes")?),
+            secrets: NamePatterns::ignoring_case(&props.list("secret_attributes")?),
         }))
     }
     fn example(&self) -> &'static str {
@@ -232,6 +232,7 @@ impl Processor for LogAttribute {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract};
     use std::sync::{Arc, Mutex};
 
@@ -252,7 +253,8 @@ mod tests {
     /// Runs one trigger over `ffs` under a subscriber at TRACE; returns the log.
     async fn logged(yaml: &str, ffs: &[(&str, &[(&str, &str)])]) -> (String, TestRunner) {
         let props = crate::test_props(&LogAttributeType, yaml);
-        let r = TestRunner::with_properties(&LogAttributeType, props, Default::default()).unwrap();
+        let r =
+            TestRunner::with_properties(&LogAttributeType, props, Scheduling::default()).unwrap();
         for (content, attrs) in ffs {
             r.enqueue(content.to_string(), attrs);
         }

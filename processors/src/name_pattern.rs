@@ -22,7 +22,7 @@ impl NamePatterns {
     }
 
     /// Patterns matched ignoring ASCII case.
-    pub(crate) fn ignoring_case(patterns: Vec<String>) -> Self {
+    pub(crate) fn ignoring_case(patterns: &[String]) -> Self {
         Self {
             patterns: patterns.iter().map(|p| p.to_ascii_lowercase()).collect(),
             case_insensitive: true,
@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn case_insensitive_sets() {
-        let s = NamePatterns::ignoring_case(vec!["*Token*".into(), "authorization".into()]);
+        let s = NamePatterns::ignoring_case(&["*Token*".into(), "authorization".into()]);
         assert!(s.matches("X-AUTH-TOKEN"));
         assert!(s.matches("Authorization"));
         assert!(!s.matches("user"));

@@ -552,12 +552,13 @@ impl Processor for PutFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
     use std::io::Read;
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&PutFileType, yaml);
-        TestRunner::with_properties(&PutFileType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&PutFileType, props, Scheduling::default()).unwrap()
     }
 
     fn yaml(dir: &Path, rest: &str) -> String {
@@ -812,8 +813,8 @@ mod tests {
         };
         let r = runner(&yaml(fs_.0.path(), ""));
         let small = r.enqueue("fits", &[("filename", "small")]);
-        r.enqueue(vec![b'x'; 200_000], &[("filename", "big")]);
-        r.enqueue("fits too", &[("filename", "after")]);
+        let big = r.enqueue(vec![b'x'; 200_000], &[("filename", "big")]);
+        let after = r.enqueue("fits too", &[("filename", "after")]);
         r.run_once().await.unwrap();
         let ok = r.take(SUCCESS);
         assert_eq!(ok.iter().map(|f| f.id).collect::<Vec<_>>(), vec![small]);
@@ -840,5 +841,14 @@ mod tests {
         );
         r.run_once().await.unwrap();
         assert!(r.take(SUCCESS).is_empty(), "penalised: not retried at once");
+        let back = r.take_input();
+        assert_eq!(
+            back.iter().map(|f| f.id).collect::<Vec<_>>(),
+            vec![big, after]
+        );
+        assert!(
+            back.iter()
+                .all(|f| f.penalized_until > sluice_runtime::now_millis())
+        );
     }
 }

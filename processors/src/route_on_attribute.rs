@@ -5,9 +5,12 @@
 //!   FlowFile goes to EVERY route whose predicate is true (as NiFi does): the
 //!   first match takes the FlowFile itself, each further match a child copy
 //!   (a FORK in provenance). A FlowFile no route matches goes to `unmatched`.
-//!   Each copy carries the attribute `route.name` = the route it took.
 //! - `route-to-matched`: `matched` when any route (or, with `match: all`,
 //!   every route) is true, else `unmatched`.
+//!
+//! Every FlowFile (and copy) leaves with the attribute `route.name` = the
+//! relationship it went to (`errors`, `unmatched`, `matched`...), so later
+//! processors can use `{{route.name}}` in a directory or a message.
 //!
 //! A predicate that fails to evaluate (a missing attribute in
 //! `attr["x"] == "y"`, `int()` of a word) counts as not matching for that
@@ -240,7 +243,9 @@ impl Processor for RouteOnAttribute {
                 } else {
                     hits.iter().any(|h| *h)
                 };
-                session.transfer(ff, if matched { MATCHED } else { UNMATCHED });
+                let rel = if matched { MATCHED } else { UNMATCHED };
+                ff.attributes.insert(route_attr.clone(), rel);
+                session.transfer(ff, rel);
                 continue;
             }
             let matched: Vec<&Route> = self
@@ -250,6 +255,7 @@ impl Processor for RouteOnAttribute {
                 .filter_map(|(r, h)| h.then_some(r))
                 .collect();
             let Some((first, rest)) = matched.split_first() else {
+                ff.attributes.insert(route_attr.clone(), UNMATCHED);
                 session.transfer(ff, UNMATCHED);
                 continue;
             };
@@ -268,11 +274,12 @@ impl Processor for RouteOnAttribute {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&RouteOnAttributeType, yaml);
-        TestRunner::with_properties(&RouteOnAttributeType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&RouteOnAttributeType, props, Scheduling::default()).unwrap()
     }
 
     const ROUTES: &str =
@@ -346,7 +353,7 @@ mod tests {
             unmatched.iter().map(|f| f.id).collect::<Vec<_>>(),
             vec![none]
         );
-        assert_eq!(unmatched[0].attr("route.name"), None);
+        assert_eq!(unmatched[0].attr("route.name"), Some("unmatched"));
         // Provenance shows the fork.
         let forks: Vec<_> = r
             .provenance
@@ -364,14 +371,15 @@ mod tests {
         let one = r.enqueue("", &[("sev", "2"), ("app", "db")]);
         let none = r.enqueue("", &[("sev", "5"), ("app", "db")]);
         r.run_once().await.unwrap();
+        let matched = r.take(MATCHED);
+        assert_eq!(matched.iter().map(|f| f.id).collect::<Vec<_>>(), vec![one]);
+        assert_eq!(matched[0].attr("route.name"), Some("matched"));
+        let unmatched = r.take(UNMATCHED);
         assert_eq!(
-            r.take(MATCHED).iter().map(|f| f.id).collect::<Vec<_>>(),
-            vec![one]
-        );
-        assert_eq!(
-            r.take(UNMATCHED).iter().map(|f| f.id).collect::<Vec<_>>(),
+            unmatched.iter().map(|f| f.id).collect::<Vec<_>>(),
             vec![none]
         );
+        assert_eq!(unmatched[0].attr("route.name"), Some("unmatched"));
 
         let r = runner(&format!("{ROUTES}strategy: route-to-matched\nmatch: all"));
         let both = r.enqueue("", &[("sev", "2"), ("app", "web")]);
