@@ -106,6 +106,9 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 impl ProcessorType for PutFileType {
+    fn is_external(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "PutFile"
     }
