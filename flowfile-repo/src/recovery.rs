@@ -255,7 +255,26 @@ impl Ctx<'_> {
 
     /// Whether an intact record starts at `pos`.
     fn intact_at(data: &[u8], pos: usize) -> bool {
-        pos < data.len() && read_record(&data[pos..]).is_ok()
+        pos < data.len()
+            && read_record(&data[pos..]).is_ok_and(|(payload, _)| decode_payload(payload).is_ok())
+    }
+
+    /// The first intact record at or after `from`, found byte by byte (a
+    /// damaged length hides where the next record starts). Records are never
+    /// empty, so a candidate must hold at least one op with a known tag:
+    /// that cheap test skips almost every position before the checksum.
+    fn next_intact(data: &[u8], from: usize) -> Option<usize> {
+        let h = RECORD_HEADER_LEN;
+        let mut p = from;
+        while p + h + 5 <= data.len() {
+            let count = u32::from_le_bytes([data[p + h], data[p + h + 1], data[p + h + 2], data[p + h + 3]]);
+            let tag = data[p + h + 4];
+            if (1..=1 << 24).contains(&count) && (1..=3).contains(&tag) && Self::intact_at(data, p) {
+                return Some(p);
+            }
+            p += 1;
+        }
+        None
     }
 
     fn segment(&mut self, seq: u64, last: bool) -> Result<(), RepoError> {
@@ -279,7 +298,7 @@ impl Ctx<'_> {
                 error,
                 bytes_cut: len,
             };
-            if last && !Self::intact_at(&data, HEADER_LEN) {
+            if last && Self::next_intact(&data, HEADER_LEN.min(data.len())).is_none() {
                 // Crash while the segment was being created: nothing in it.
                 self.tail(damage)?;
                 self.remove(&name)?;
@@ -320,9 +339,11 @@ impl Ctx<'_> {
                     (e, extent)
                 }
             };
-            let next = extent.map(|n| pos + n);
-            let intact_after = next.is_some_and(|p| Self::intact_at(&data, p));
-            if last && !intact_after {
+            let next = match extent.map(|n| pos + n) {
+                Some(p) if Self::intact_at(&data, p) => Some(p),
+                _ => Self::next_intact(&data, pos + 1),
+            };
+            if last && next.is_none() {
                 self.tail(Damage {
                     file: name.clone(),
                     offset: pos as u64,

@@ -339,10 +339,12 @@ impl Writer {
         }
     }
 
-    /// Writes one batch, syncs when due (or when `force_sync`), publishes the
-    /// watermarks and applies what became durable.
+    /// Writes one batch, syncs when due (or when `force_sync`), applies what
+    /// became durable to the live set, then publishes the watermarks (so a
+    /// commit's effects are visible when it returns).
     fn step(&mut self, buf: &[u8], pending: Vec<Pending>, force_sync: bool) -> Result<(), RepoError> {
         let policy = self.shared.policy;
+        let mut written = None;
         if !buf.is_empty() {
             if policy != FsyncPolicy::Never && self.content.needs_sync() {
                 self.content.sync()?;
@@ -361,7 +363,7 @@ impl Writer {
             stats
                 .bytes_since_checkpoint
                 .fetch_add(buf.len() as u64, Ordering::Relaxed);
-            let last = pending.last().map_or(0, |p| p.lsn);
+            written = pending.last().map(|p| p.lsn);
             for p in pending {
                 self.to_apply.push((
                     Loc {
@@ -371,25 +373,37 @@ impl Writer {
                     p.meta,
                 ));
             }
-            self.shared.progress.send_modify(|p| p.written = last);
         }
         let due = match policy {
             FsyncPolicy::Always => true,
             FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
             FsyncPolicy::Never => false,
         };
-        if self.unsynced && (due || force_sync) {
+        let synced = self.unsynced && (due || force_sync);
+        if synced {
             self.sync()?;
         }
         if policy == FsyncPolicy::Never || !self.unsynced {
-            let mut live = self.live.lock();
-            for (loc, metas) in self.to_apply.drain(..) {
-                for m in &metas {
-                    live.apply(m, loc);
-                }
+            self.apply();
+        }
+        self.shared.progress.send_modify(|p| {
+            if let Some(w) = written {
+                p.written = w;
+            }
+            if synced {
+                p.synced = p.written;
+            }
+        });
+        Ok(())
+    }
+
+    fn apply(&mut self) {
+        let mut live = self.live.lock();
+        for (loc, metas) in self.to_apply.drain(..) {
+            for m in &metas {
+                live.apply(m, loc);
             }
         }
-        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), RepoError> {
@@ -403,19 +417,14 @@ impl Writer {
         self.shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.unsynced = false;
         self.last_sync = Instant::now();
-        self.shared.progress.send_modify(|p| p.synced = p.written);
         Ok(())
     }
 
     fn rotate(&mut self) -> Result<u64, RepoError> {
         if self.unsynced {
             self.sync()?;
-            let mut live = self.live.lock();
-            for (loc, metas) in self.to_apply.drain(..) {
-                for m in &metas {
-                    live.apply(m, loc);
-                }
-            }
+            self.apply();
+            self.shared.progress.send_modify(|p| p.synced = p.written);
         }
         let seq = self.segment.seq + 1;
         self.segment = create_segment(self.storage.as_ref(), seq)?;
