@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::error::RepoError;
-use crate::format::{FileKind, HEADER_LEN, Op, Transaction, decode_payload, file_header, read_record};
+use crate::format::{
+    FileKind, HEADER_LEN, Op, Transaction, decode_payload, file_header, read_record,
+};
 use crate::live::{FileRef, Loc};
 use crate::names::{RepoFile, checkpoint_file_name, checkpoint_temp_name, parse_file_name};
 use crate::storage::Storage;
@@ -36,6 +38,9 @@ pub struct CheckpointStats {
     pub elapsed: Duration,
 }
 
+/// Where each FlowFile was and where it is now: (id, old, new).
+pub(crate) type Moves = Vec<(u64, Loc, Loc)>;
+
 struct RecordCache {
     at: Option<Loc>,
     ops: HashMap<u64, crate::format::StoredFlowFile>,
@@ -49,7 +54,7 @@ pub(crate) fn write(
     generation: u64,
     snapshot: &[(u64, Loc)],
     max_id: u64,
-) -> Result<(Vec<(u64, Loc, Loc)>, u64), RepoError> {
+) -> Result<(Moves, u64), RepoError> {
     let tmp = checkpoint_temp_name(generation);
     let file = storage
         .create(&tmp)
@@ -75,7 +80,9 @@ pub(crate) fn write(
         }
         if cache.at != Some(*loc) {
             let Some((_, data)) = &loaded else { continue };
-            let start = usize::try_from(loc.offset).unwrap_or(usize::MAX).min(data.len());
+            let start = usize::try_from(loc.offset)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
             let damaged = |error| {
                 RepoError::Damaged(crate::error::Damage {
                     file: loc.file.name(),
@@ -137,7 +144,10 @@ pub(crate) fn write(
 }
 
 /// Deletes what checkpoint `generation` made redundant.
-pub(crate) fn remove_covered(storage: &dyn Storage, generation: u64) -> Result<Vec<String>, RepoError> {
+pub(crate) fn remove_covered(
+    storage: &dyn Storage,
+    generation: u64,
+) -> Result<Vec<String>, RepoError> {
     let names = storage
         .list()
         .map_err(|e| RepoError::io(format!("listing {}", storage.describe()), e))?;

@@ -45,13 +45,13 @@ impl FromStr for FsyncPolicy {
             "never" => return Ok(FsyncPolicy::Never),
             _ => {}
         }
-        let inner = t
-            .strip_prefix("interval:")
-            .or_else(|| t.strip_prefix("interval(").and_then(|r| r.strip_suffix(')')));
+        let inner = t.strip_prefix("interval:").or_else(|| {
+            t.strip_prefix("interval(")
+                .and_then(|r| r.strip_suffix(')'))
+        });
         if let Some(d) = inner {
-            let d = humantime::parse_duration(d.trim()).map_err(|e| {
-                RepoError::Config(format!("fsync policy `{s}`: bad interval: {e}"))
-            })?;
+            let d = humantime::parse_duration(d.trim())
+                .map_err(|e| RepoError::Config(format!("fsync policy `{s}`: bad interval: {e}")))?;
             if d.is_zero() {
                 return Ok(FsyncPolicy::Always);
             }
@@ -146,7 +146,10 @@ mod tests {
 
     #[test]
     fn fsync_policies_parse_and_print() {
-        assert_eq!("always".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Always);
+        assert_eq!(
+            "always".parse::<FsyncPolicy>().unwrap(),
+            FsyncPolicy::Always
+        );
         assert_eq!("never".parse::<FsyncPolicy>().unwrap(), FsyncPolicy::Never);
         let ten = FsyncPolicy::Interval(Duration::from_millis(10));
         assert_eq!("interval:10ms".parse::<FsyncPolicy>().unwrap(), ten);

@@ -304,9 +304,8 @@ impl ContentRepo {
             )
         };
         for (seq, f) in files {
-            f.sync().map_err(|e| {
-                RepoError::io(format!("fsync of {}", content_file_name(seq)), e)
-            })?;
+            f.sync()
+                .map_err(|e| RepoError::io(format!("fsync of {}", content_file_name(seq)), e))?;
         }
         if dir {
             self.inner
@@ -419,10 +418,10 @@ impl Inner {
             let name = content_file_name(segment);
             // A segment that comes back after a crash is unreferenced and
             // collected again at the next start.
-            if let Err(e) = self.storage.remove(&name) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(file = %name, error = %e, "could not delete released content segment");
-                }
+            if let Err(e) = self.storage.remove(&name)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %name, error = %e, "could not delete released content segment");
             }
         }
     }
@@ -447,7 +446,10 @@ mod tests {
         s.flip_bit(&name, usize::try_from(h.claim().offset).unwrap() + 2, 3);
         let err = h.read().unwrap_err().to_string();
         assert!(err.contains("checksum"), "{err}");
-        assert!(err.contains(&format!("segment {}", h.claim().segment)), "{err}");
+        assert!(
+            err.contains(&format!("segment {}", h.claim().segment)),
+            "{err}"
+        );
     }
 
     #[test]
@@ -485,7 +487,10 @@ mod tests {
             }
             assert!(held.len() < 10, "the cap never applied");
         };
-        assert!(matches!(err, RepoError::ContentFull { cap: 500, .. }), "{err}");
+        assert!(
+            matches!(err, RepoError::ContentFull { cap: 500, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("content repository full"));
         assert!(c.usage().used <= 500);
         // Releasing the content of a closed segment makes room again.

@@ -722,15 +722,17 @@ mod tests {
             any::<u64>(),
             any::<u64>(),
         )
-            .prop_map(|(id, connection, attributes, content, a, b, c)| StoredFlowFile {
-                id,
-                connection,
-                attributes,
-                content,
-                lineage_start: a,
-                entry_date: b,
-                penalized_until: c,
-            })
+            .prop_map(
+                |(id, connection, attributes, content, a, b, c)| StoredFlowFile {
+                    id,
+                    connection,
+                    attributes,
+                    content,
+                    lineage_start: a,
+                    entry_date: b,
+                    penalized_until: c,
+                },
+            )
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -750,7 +752,10 @@ mod tests {
             }
         }
         let (record, meta) = tx.into_record();
-        assert_eq!(meta.len(), ops.iter().filter(|o| !matches!(o, Op::End { .. })).count());
+        assert_eq!(
+            meta.len(),
+            ops.iter().filter(|o| !matches!(o, Op::End { .. })).count()
+        );
         let mut file = file_header(FileKind::Wal, 7).to_vec();
         file.extend_from_slice(&record);
         file

@@ -118,7 +118,13 @@ pub fn check(storage: Arc<dyn Storage>) -> Result<CheckReport, RepoError> {
             _ => None,
         })
         .collect();
-    let content = ContentRepo::new(storage.clone(), u64::MAX, u64::MAX, &content_segments, u64::MAX);
+    let content = ContentRepo::new(
+        storage.clone(),
+        u64::MAX,
+        u64::MAX,
+        &content_segments,
+        u64::MAX,
+    );
     let lost: Vec<u64> = replayed.report.lost_content.iter().map(|l| l.id).collect();
     let mut bad_content = Vec::new();
     let mut claims_checked = 0;
@@ -167,7 +173,10 @@ pub fn dump(storage: &dyn Storage) -> Result<Dump, RepoError> {
     live.sort_by_key(|(order, _, _)| *order);
     let mut connections: BTreeMap<String, Vec<StoredFlowFile>> = BTreeMap::new();
     for (_, _, ff) in live {
-        connections.entry(ff.connection.clone()).or_default().push(ff);
+        connections
+            .entry(ff.connection.clone())
+            .or_default()
+            .push(ff);
     }
     Ok(Dump {
         connections,
@@ -190,11 +199,7 @@ impl fmt::Display for Dump {
                 match &ff.content {
                     ContentRef::Inline(_) => line.push_str(", inline"),
                     ContentRef::Claim(c) => {
-                        let _ = write!(
-                            line,
-                            ", claim segment {} offset {}",
-                            c.segment, c.offset
-                        );
+                        let _ = write!(line, ", claim segment {} offset {}", c.segment, c.offset);
                     }
                 }
                 let _ = write!(

@@ -111,10 +111,10 @@ impl LiveSet {
     /// checkpoint (entries changed since the snapshot are left alone).
     pub(crate) fn relocate(&mut self, moves: &[(u64, Loc, Loc)]) {
         for (id, from, to) in moves {
-            if let Some(e) = self.map.get_mut(id) {
-                if e.loc == *from {
-                    e.loc = *to;
-                }
+            if let Some(e) = self.map.get_mut(id)
+                && e.loc == *from
+            {
+                e.loc = *to;
             }
         }
     }

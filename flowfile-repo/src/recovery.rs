@@ -22,7 +22,9 @@ use crate::format::{
     RECORD_HEADER_LEN, StoredFlowFile, check_header, decode_payload, read_record,
 };
 use crate::live::{FileRef, Loc};
-use crate::names::{RepoFile, checkpoint_file_name, content_file_name, parse_file_name, wal_file_name};
+use crate::names::{
+    RepoFile, checkpoint_file_name, content_file_name, parse_file_name, wal_file_name,
+};
 use crate::storage::Storage;
 
 /// A live FlowFile whose content claim points at bytes that are not there.
@@ -267,9 +269,15 @@ impl Ctx<'_> {
         let h = RECORD_HEADER_LEN;
         let mut p = from;
         while p + h + 5 <= data.len() {
-            let count = u32::from_le_bytes([data[p + h], data[p + h + 1], data[p + h + 2], data[p + h + 3]]);
+            let count = u32::from_le_bytes([
+                data[p + h],
+                data[p + h + 1],
+                data[p + h + 2],
+                data[p + h + 3],
+            ]);
             let tag = data[p + h + 4];
-            if (1..=1 << 24).contains(&count) && (1..=3).contains(&tag) && Self::intact_at(data, p) {
+            if (1..=1 << 24).contains(&count) && (1..=3).contains(&tag) && Self::intact_at(data, p)
+            {
                 return Some(p);
             }
             p += 1;
@@ -374,7 +382,10 @@ impl Ctx<'_> {
 
     fn tail(&mut self, damage: Damage) -> Result<(), RepoError> {
         tracing::warn!(damage = %damage, "cutting the torn tail of the WAL");
-        self.out.report.damage.push(DamageReport { damage, tail: true });
+        self.out
+            .report
+            .damage
+            .push(DamageReport { damage, tail: true });
         Ok(())
     }
 }
@@ -423,21 +434,25 @@ pub(crate) fn replay(
     let segs: Vec<u64> = files.wal.iter().copied().filter(|s| *s >= floor).collect();
     let mut expected = generation;
     for (i, seq) in segs.iter().enumerate() {
-        if let Some(e) = expected {
-            if *seq != e {
-                let missing = RepoError::MissingSegment {
-                    missing: e,
-                    before: if i == 0 { e.saturating_sub(1) } else { segs[i - 1] },
-                    after: *seq,
-                };
-                ctx.skip_or_refuse(Damage {
-                    file: wal_file_name(e),
-                    offset: 0,
-                    error: FormatError::Malformed(missing.to_string()),
-                    bytes_cut: 0,
-                })
-                .map_err(|_| missing)?;
-            }
+        if let Some(e) = expected
+            && *seq != e
+        {
+            let missing = RepoError::MissingSegment {
+                missing: e,
+                before: if i == 0 {
+                    e.saturating_sub(1)
+                } else {
+                    segs[i - 1]
+                },
+                after: *seq,
+            };
+            ctx.skip_or_refuse(Damage {
+                file: wal_file_name(e),
+                offset: 0,
+                error: FormatError::Malformed(missing.to_string()),
+                bytes_cut: 0,
+            })
+            .map_err(|_| missing)?;
         }
         ctx.segment(*seq, i + 1 == segs.len())?;
         expected = Some(seq + 1);

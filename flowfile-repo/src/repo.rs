@@ -96,7 +96,10 @@ impl Repository {
     ///
     /// # Errors
     /// Damage recovery may not cut under the configured mode, or I/O failed.
-    pub fn open(storage: Arc<dyn Storage>, config: RepoConfig) -> Result<(Self, Recovered), RepoError> {
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        config: RepoConfig,
+    ) -> Result<(Self, Recovered), RepoError> {
         let replayed = recovery::replay(storage.as_ref(), config.recovery, true)?;
         let mut report = replayed.report;
         let next_content = replayed
@@ -136,9 +139,7 @@ impl Repository {
             content.clone(),
             live.clone(),
             replayed.next_wal_seq,
-            config.fsync,
-            config.on_fatal,
-            config.segment_bytes,
+            &config,
             stats.clone(),
         )?;
         let inner = Arc::new(Inner {
@@ -223,7 +224,12 @@ impl Repository {
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
             wal_bytes: s.bytes.load(Ordering::Relaxed),
             content: self.inner.content.usage(),
-            last_checkpoint: self.inner.last_checkpoint.lock().as_ref().map(|(_, c)| c.clone()),
+            last_checkpoint: self
+                .inner
+                .last_checkpoint
+                .lock()
+                .as_ref()
+                .map(|(_, c)| c.clone()),
         }
     }
 
@@ -256,11 +262,12 @@ impl Inner {
             (live.snapshot_before(generation), live.max_id())
         };
         let storage = self.storage.as_ref();
-        let result = checkpoint::write(storage, generation, &snapshot, max_id).and_then(|(moves, bytes)| {
-            self.live.lock().relocate(&moves);
-            let removed = checkpoint::remove_covered(storage, generation)?;
-            Ok((bytes, removed))
-        });
+        let result =
+            checkpoint::write(storage, generation, &snapshot, max_id).and_then(|(moves, bytes)| {
+                self.live.lock().relocate(&moves);
+                let removed = checkpoint::remove_covered(storage, generation)?;
+                Ok((bytes, removed))
+            });
         let (bytes, removed) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -271,9 +278,10 @@ impl Inner {
                 return Err(e);
             }
         };
-        self.stats
-            .bytes_since_checkpoint
-            .fetch_sub(written_before.min(self.stats.bytes_since_checkpoint.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.stats.bytes_since_checkpoint.fetch_sub(
+            written_before.min(self.stats.bytes_since_checkpoint.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         let stats = CheckpointStats {
             generation,
             flowfiles: snapshot.len() as u64,
@@ -281,7 +289,12 @@ impl Inner {
             removed,
             elapsed: started.elapsed(),
         };
-        tracing::debug!(generation, flowfiles = stats.flowfiles, bytes, "checkpoint taken");
+        tracing::debug!(
+            generation,
+            flowfiles = stats.flowfiles,
+            bytes,
+            "checkpoint taken"
+        );
         *self.last_checkpoint.lock() = Some((Instant::now(), stats.clone()));
         Ok(stats)
     }

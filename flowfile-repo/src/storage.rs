@@ -104,10 +104,7 @@ impl DirStorage {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
-                    format!(
-                        "repository {} is in use by another process",
-                        dir.display()
-                    ),
+                    format!("repository {} is in use by another process", dir.display()),
                 ));
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
@@ -157,12 +154,11 @@ impl Storage for DirStorage {
         let mut out = Vec::new();
         for e in std::fs::read_dir(&self.dir)? {
             let e = e?;
-            if e.file_type()?.is_file() {
-                if let Some(n) = e.file_name().to_str() {
-                    if n != LOCK_FILE {
-                        out.push(n.to_string());
-                    }
-                }
+            if e.file_type()?.is_file()
+                && let Some(n) = e.file_name().to_str()
+                && n != LOCK_FILE
+            {
+                out.push(n.to_string());
             }
         }
         out.sort();
@@ -234,7 +230,9 @@ mod tests {
     fn a_second_open_of_the_same_directory_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let a = DirStorage::open(d.path()).unwrap();
-        let err = DirStorage::open(d.path()).err().expect("second open refused");
+        let err = DirStorage::open(d.path())
+            .err()
+            .expect("second open refused");
         assert!(err.to_string().contains("in use"), "{err}");
         drop(a);
         assert!(DirStorage::open(d.path()).is_ok());

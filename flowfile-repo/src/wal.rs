@@ -21,7 +21,7 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use crate::config::{FatalPolicy, FsyncPolicy};
+use crate::config::{FatalPolicy, FsyncPolicy, RepoConfig};
 use crate::content::ContentRepo;
 use crate::error::RepoError;
 use crate::format::{FileKind, HEADER_LEN, OpMeta, file_header};
@@ -122,9 +122,7 @@ impl Wal {
         content: ContentRepo,
         live: Arc<Mutex<LiveSet>>,
         first_seq: u64,
-        policy: FsyncPolicy,
-        fatal: FatalPolicy,
-        segment_bytes: u64,
+        config: &RepoConfig,
         stats: Arc<WalStats>,
     ) -> Result<Self, RepoError> {
         let segment = create_segment(storage.as_ref(), first_seq)?;
@@ -137,7 +135,7 @@ impl Wal {
             }),
             work: Condvar::new(),
             progress,
-            policy,
+            policy: config.fsync,
             stats,
         });
         let writer = Writer {
@@ -146,8 +144,8 @@ impl Wal {
             content,
             live,
             segment,
-            segment_bytes: segment_bytes.max(HEADER_LEN as u64 + 1),
-            fatal,
+            segment_bytes: config.segment_bytes.max(HEADER_LEN as u64 + 1),
+            fatal: config.on_fatal,
             unsynced: false,
             last_sync: Instant::now(),
             to_apply: Vec::new(),
@@ -282,42 +280,32 @@ impl Writer {
                     q.shutdown,
                 )
             };
-            if let Err(e) = self.step(&buf, pending, !rotate.is_empty() || shutdown) {
-                fatal(self.fatal, &e);
-                let msg: Arc<str> = e.to_string().into();
-                self.shared
-                    .progress
-                    .send_modify(|p| p.failed = Some(msg.clone()));
-                for r in rotate {
-                    let _ = r.send(Err(RepoError::Stopped(msg.to_string())));
+            let result = self
+                .step(&buf, pending, !rotate.is_empty() || shutdown)
+                .and_then(|()| {
+                    if !rotate.is_empty() || self.segment.len >= self.segment_bytes {
+                        self.rotate().map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                });
+            match result {
+                Ok(new_segment) => {
+                    for r in rotate {
+                        let _ = r.send(
+                            new_segment.ok_or_else(|| RepoError::Stopped("no rotation".into())),
+                        );
+                    }
                 }
-                self.refuse_rest(&msg);
-                return;
-            }
-            if !rotate.is_empty() {
-                let result = self.rotate();
-                let failed = result.as_ref().err().map(ToString::to_string);
-                for r in rotate {
-                    let _ = r.send(match &result {
-                        Ok(s) => Ok(*s),
-                        Err(e) => Err(RepoError::Stopped(e.to_string())),
-                    });
-                }
-                if let (Err(e), Some(msg)) = (result, failed) {
-                    fatal(self.fatal, &e);
-                    self.shared
-                        .progress
-                        .send_modify(|p| p.failed = Some(msg.clone().into()));
-                    self.refuse_rest(&msg.into());
-                    return;
-                }
-            } else if self.segment.len >= self.segment_bytes {
-                if let Err(e) = self.rotate() {
+                Err(e) => {
                     fatal(self.fatal, &e);
                     let msg: Arc<str> = e.to_string().into();
                     self.shared
                         .progress
                         .send_modify(|p| p.failed = Some(msg.clone()));
+                    for r in rotate {
+                        let _ = r.send(Err(RepoError::Stopped(msg.to_string())));
+                    }
                     self.refuse_rest(&msg);
                     return;
                 }
@@ -342,7 +330,12 @@ impl Writer {
     /// Writes one batch, syncs when due (or when `force_sync`), applies what
     /// became durable to the live set, then publishes the watermarks (so a
     /// commit's effects are visible when it returns).
-    fn step(&mut self, buf: &[u8], pending: Vec<Pending>, force_sync: bool) -> Result<(), RepoError> {
+    fn step(
+        &mut self,
+        buf: &[u8],
+        pending: Vec<Pending>,
+        force_sync: bool,
+    ) -> Result<(), RepoError> {
         let policy = self.shared.policy;
         let mut written = None;
         if !buf.is_empty() {
@@ -351,10 +344,9 @@ impl Writer {
                 self.shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             }
             let base = self.segment.len;
-            self.segment
-                .file
-                .append(buf)
-                .map_err(|e| RepoError::io(format!("writing {}", wal_file_name(self.segment.seq)), e))?;
+            self.segment.file.append(buf).map_err(|e| {
+                RepoError::io(format!("writing {}", wal_file_name(self.segment.seq)), e)
+            })?;
             self.segment.len += buf.len() as u64;
             self.unsynced = true;
             let stats = &self.shared.stats;
@@ -410,10 +402,9 @@ impl Writer {
         if self.shared.policy == FsyncPolicy::Never && self.content.needs_sync() {
             self.content.sync()?;
         }
-        self.segment
-            .file
-            .sync()
-            .map_err(|e| RepoError::io(format!("fsync of {}", wal_file_name(self.segment.seq)), e))?;
+        self.segment.file.sync().map_err(|e| {
+            RepoError::io(format!("fsync of {}", wal_file_name(self.segment.seq)), e)
+        })?;
         self.shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.unsynced = false;
         self.last_sync = Instant::now();

@@ -1,6 +1,8 @@
 //! Property test: random commits, checkpoints and power losses (with torn
 //! unsynced writes) against a model of what was acknowledged.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -25,7 +27,10 @@ enum Step {
     Checkpoint,
     /// Power loss; `keep` picks how much of each file's unsynced tail the
     /// disk had written; an in-flight commit is cut short if `in_flight`.
-    Crash { keep: u8, in_flight: Option<Vec<Change>> },
+    Crash {
+        keep: u8,
+        in_flight: Option<Vec<Change>>,
+    },
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -47,12 +52,19 @@ fn step() -> impl Strategy<Value = Step> {
 type Model = BTreeMap<u64, (String, Vec<u8>)>;
 
 fn body(id: u64, len: usize, version: u64) -> Vec<u8> {
-    (0..len).map(|i| (id as usize * 7 + i + version as usize) as u8).collect()
+    (0..len)
+        .map(|i| (id as usize * 7 + i + version as usize) as u8)
+        .collect()
 }
 
 /// Builds the transaction (large bodies go to the content repository) and
 /// the model after it.
-fn build(repo: &Repository, changes: &[Change], model: &Model, version: u64) -> (Transaction, Model, Vec<sluice_flowfile_repo::ClaimHandle>) {
+fn build(
+    repo: &Repository,
+    changes: &[Change],
+    model: &Model,
+    version: u64,
+) -> (Transaction, Model, Vec<sluice_flowfile_repo::ClaimHandle>) {
     let mut next = model.clone();
     let mut tx = Transaction::new();
     let mut handles = Vec::new();

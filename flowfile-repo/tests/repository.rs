@@ -1,5 +1,7 @@
 //! The repository end to end on in-memory storage with injected faults.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::sync::Arc;
@@ -7,8 +9,8 @@ use std::time::Duration;
 
 use common::{by_id, config, ff, ids, kill, open, put_claim, put_tx};
 use sluice_flowfile_repo::{
-    FormatError, FsyncPolicy, MemStorage, RecoveryMode, RepoConfig, RepoError, Repository,
-    Storage, Transaction, checkpoint_file_name, content_file_name, wal_file_name,
+    FormatError, FsyncPolicy, MemStorage, RecoveryMode, RepoConfig, RepoError, Repository, Storage,
+    Transaction, checkpoint_file_name, content_file_name, wal_file_name,
 };
 
 #[tokio::test]
@@ -17,10 +19,17 @@ async fn committed_flowfiles_survive_power_loss_with_everything_intact() {
     let cfg = config();
     let (repo, rec) = open(&s, &cfg);
     assert!(rec.flowfiles.is_empty());
-    let a = ff(1, "in", b"alpha", &[("filename", "a.txt"), ("mime.type", "text/plain")]);
+    let a = ff(
+        1,
+        "in",
+        b"alpha",
+        &[("filename", "a.txt"), ("mime.type", "text/plain")],
+    );
     let b = ff(2, "in", b"", &[]);
     let c = ff(3, "out", b"gamma", &[("k", "v")]);
-    repo.commit(put_tx(&[a.clone(), b.clone(), c.clone()])).await.unwrap();
+    repo.commit(put_tx(&[a.clone(), b.clone(), c.clone()]))
+        .await
+        .unwrap();
     // b leaves the flow, a moves on with a new attribute.
     let mut a2 = a.clone();
     a2.connection = "out".into();
@@ -84,7 +93,9 @@ async fn every_fsync_policy_keeps_what_it_promises() {
         };
         let (repo, _) = open(&s, &cfg);
         for id in 1..=5 {
-            repo.commit(put_tx(&[ff(id, "q", b"x", &[])])).await.unwrap();
+            repo.commit(put_tx(&[ff(id, "q", b"x", &[])]))
+                .await
+                .unwrap();
         }
         kill(repo, &s);
         let (_r, rec) = open(&s, &cfg);
@@ -147,9 +158,14 @@ async fn segment_with_records(s: &MemStorage, n: u64) -> (String, Vec<usize>) {
     let mut starts = Vec::new();
     for id in 1..=n {
         starts.push(s.contents(&seg).unwrap().len());
-        repo.commit(put_tx(&[ff(id, "q", format!("body {id}").as_bytes(), &[("n", "v")])]))
-            .await
-            .unwrap();
+        repo.commit(put_tx(&[ff(
+            id,
+            "q",
+            format!("body {id}").as_bytes(),
+            &[("n", "v")],
+        )]))
+        .await
+        .unwrap();
     }
     kill(repo, s);
     (seg, starts)
@@ -290,9 +306,14 @@ async fn a_checkpoint_interrupted_at_any_step_loses_nothing() {
     };
     let (repo, _) = open(&base, &cfg);
     for id in 1..=40u64 {
-        repo.commit(put_tx(&[ff(id, "q", &[u8::try_from(id).unwrap(); 40], &[("n", "v")])]))
-            .await
-            .unwrap();
+        repo.commit(put_tx(&[ff(
+            id,
+            "q",
+            &[u8::try_from(id).unwrap(); 40],
+            &[("n", "v")],
+        )]))
+        .await
+        .unwrap();
     }
     let mut tx = Transaction::new();
     for id in (1..=40).step_by(4) {
@@ -302,7 +323,9 @@ async fn a_checkpoint_interrupted_at_any_step_loses_nothing() {
     // A first checkpoint, so the interrupted one also replaces an old one.
     repo.checkpoint().unwrap();
     for id in 41..=50u64 {
-        repo.commit(put_tx(&[ff(id, "r", b"late", &[])])).await.unwrap();
+        repo.commit(put_tx(&[ff(id, "r", b"late", &[])]))
+            .await
+            .unwrap();
     }
     kill(repo, &base);
     let (repo, expected) = open(&base, &cfg);
@@ -366,7 +389,10 @@ async fn releasing_every_claim_deletes_the_segment_even_across_restarts() {
     let (repo, _) = open(&s, &cfg);
     let mut claims = Vec::new();
     for id in 1..=6u64 {
-        let h = repo.content().store(&[u8::try_from(id).unwrap(); 200]).unwrap();
+        let h = repo
+            .content()
+            .store(&[u8::try_from(id).unwrap(); 200])
+            .unwrap();
         let mut tx = Transaction::new();
         put_claim(&mut tx, id, "q", h.claim());
         repo.commit(tx).await.unwrap();
@@ -434,21 +460,31 @@ async fn the_content_cap_is_back_pressure_with_a_clear_status() {
     }
     repo.commit(tx).await.unwrap();
     assert!(!repo.content().is_full());
-    repo.content().store(&[9; 200]).expect("room again once released");
+    repo.content()
+        .store(&[9; 200])
+        .expect("room again once released");
 }
 
 #[tokio::test]
 async fn flowfiles_of_any_connection_survive_checkpoints() {
     let s = MemStorage::new();
     let (repo, _) = open(&s, &config());
-    repo.commit(put_tx(&[ff(1, "a-connection-that-will-be-removed", b"x", &[])]))
-        .await
-        .unwrap();
+    repo.commit(put_tx(&[ff(
+        1,
+        "a-connection-that-will-be-removed",
+        b"x",
+        &[],
+    )]))
+    .await
+    .unwrap();
     repo.checkpoint().unwrap();
     repo.checkpoint().unwrap();
     kill(repo, &s);
     let (_repo, rec) = open(&s, &config());
-    assert_eq!(rec.flowfiles[0].connection, "a-connection-that-will-be-removed");
+    assert_eq!(
+        rec.flowfiles[0].connection,
+        "a-connection-that-will-be-removed"
+    );
 }
 
 #[tokio::test]
@@ -457,11 +493,17 @@ async fn a_failed_fsync_stops_the_repository_for_good() {
     let (repo, _) = open(&s, &config());
     repo.commit(put_tx(&[ff(1, "q", b"x", &[])])).await.unwrap();
     s.fail_sync(true);
-    let err = repo.commit(put_tx(&[ff(2, "q", b"x", &[])])).await.unwrap_err();
+    let err = repo
+        .commit(put_tx(&[ff(2, "q", b"x", &[])]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RepoError::Stopped(_)), "{err}");
     s.fail_sync(false);
     // Never retry and carry on: the repository accepts nothing more.
-    let err = repo.commit(put_tx(&[ff(3, "q", b"x", &[])])).await.unwrap_err();
+    let err = repo
+        .commit(put_tx(&[ff(3, "q", b"x", &[])]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RepoError::Stopped(_)), "{err}");
     assert!(err.to_string().contains("fsync"), "{err}");
 }

@@ -1,5 +1,5 @@
 //! Helpers shared by the repository tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_flowfile_repo::{
-    ContentRef, ContentView, FatalPolicy, MemStorage, PutHeader, Recovered, RepoConfig,
-    Repository, StoredFlowFile, Transaction,
+    ContentRef, ContentView, FatalPolicy, MemStorage, PutHeader, Recovered, RepoConfig, Repository,
+    StoredFlowFile, Transaction,
 };
 
 /// A config for tests: failures stop the repository instead of the process,
@@ -43,7 +43,11 @@ pub fn ff(id: u64, conn: &str, body: &[u8], attrs: &[(&str, &str)]) -> StoredFlo
         content: ContentRef::Inline(Bytes::copy_from_slice(body)),
         lineage_start: 1_000 + id,
         entry_date: 2_000 + id,
-        penalized_until: if id % 3 == 0 { 9_000_000 + id } else { 0 },
+        penalized_until: if id.is_multiple_of(3) {
+            9_000_000 + id
+        } else {
+            0
+        },
     }
 }
 
