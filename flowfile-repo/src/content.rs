@@ -52,6 +52,10 @@ struct State {
     unsynced: Vec<(u64, Arc<dyn WriteFile>)>,
     dir_dirty: bool,
     deleted: u64,
+    /// A store was refused at the cap and nothing was released since.
+    refused: bool,
+    /// The repository was closed: nothing is written or deleted any more.
+    closed: bool,
 }
 
 pub(crate) struct Inner {
@@ -153,6 +157,8 @@ impl ContentRepo {
                     unsynced: Vec::new(),
                     dir_dirty: false,
                     deleted: 0,
+                    refused: false,
+                    closed: false,
                 }),
                 segment_bytes: segment_bytes.max(HEADER_LEN as u64 + 1),
                 cap,
@@ -170,7 +176,11 @@ impl ContentRepo {
         let entry_len = (CONTENT_ENTRY_HEADER_LEN + data.len()) as u64;
         let mut guard = inner.state.lock();
         let st = &mut *guard;
+        if st.closed {
+            return Err(RepoError::Stopped("the repository is closed".into()));
+        }
         if st.used.saturating_add(entry_len) > inner.cap {
+            st.refused = true;
             return Err(RepoError::ContentFull {
                 used: st.used,
                 cap: inner.cap,
@@ -287,11 +297,12 @@ impl ContentRepo {
         }
     }
 
-    /// Whether the disk cap is reached: sources should hold back.
+    /// Whether the disk cap is reached (or content was refused and nothing
+    /// released since): sources should hold back.
     #[must_use]
     pub fn is_full(&self) -> bool {
         let st = self.inner.state.lock();
-        st.used >= self.inner.cap
+        st.refused || st.used >= self.inner.cap
     }
 
     /// Makes every appended byte (and new segment names) durable.
@@ -314,6 +325,15 @@ impl ContentRepo {
                 .map_err(|e| RepoError::io("fsync of the repository directory", e))?;
         }
         Ok(())
+    }
+
+    /// Stops writing and deleting: handles still alive after the repository
+    /// closed may read, but releasing them deletes nothing (another process
+    /// may own the directory by then).
+    pub(crate) fn close(&self) {
+        let mut st = self.inner.state.lock();
+        st.closed = true;
+        st.current = None;
     }
 
     /// Whether anything was appended since the last sync.
@@ -411,10 +431,14 @@ impl Inner {
     }
 
     fn delete(&self, st: &mut State, segment: u64) {
+        if st.closed {
+            return;
+        }
         if let Some(s) = st.segments.remove(&segment) {
             st.used = st.used.saturating_sub(s.size);
             st.unsynced.retain(|(q, _)| *q != segment);
             st.deleted += 1;
+            st.refused = false;
             let name = content_file_name(segment);
             // A segment that comes back after a crash is unreferenced and
             // collected again at the next start.

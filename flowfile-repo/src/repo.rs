@@ -233,8 +233,9 @@ impl Repository {
         }
     }
 
-    /// Writes and syncs what is pending and stops the background threads.
-    /// Later commits fail. Also done on drop.
+    /// Writes and syncs what is pending, stops the background threads and
+    /// gives up the directory. Later commits fail; content handles still
+    /// alive may read. Also done on drop.
     pub fn close(&self) {
         *self.inner.stop.lock() = true;
         self.inner.stop_cv.notify_all();
@@ -242,6 +243,8 @@ impl Repository {
             let _ = t.join();
         }
         self.inner.wal.close();
+        self.inner.content.close();
+        self.inner.storage.release();
     }
 }
 

@@ -75,13 +75,16 @@ pub trait Storage: Send + Sync {
     fn sync_dir(&self) -> io::Result<()>;
     /// A description for messages (the directory path).
     fn describe(&self) -> String;
+    /// Gives up exclusive use of the repository (it was closed); reads may
+    /// still happen.
+    fn release(&self) {}
 }
 
 /// A repository directory on disk. Holds an exclusive lock on `LOCK` in the
 /// directory while it lives, so two processes never share a repository.
 pub struct DirStorage {
     dir: PathBuf,
-    _lock: Option<File>,
+    lock: parking_lot::Mutex<Option<File>>,
 }
 
 /// Name of the lock file; not a repository file.
@@ -111,7 +114,7 @@ impl DirStorage {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            _lock: Some(lock),
+            lock: parking_lot::Mutex::new(Some(lock)),
         })
     }
 
@@ -129,7 +132,7 @@ impl DirStorage {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            _lock: None,
+            lock: parking_lot::Mutex::new(None),
         })
     }
 
@@ -219,6 +222,10 @@ impl Storage for DirStorage {
 
     fn describe(&self) -> String {
         self.dir.display().to_string()
+    }
+
+    fn release(&self) {
+        self.lock.lock().take();
     }
 }
 

@@ -453,6 +453,7 @@ async fn the_content_cap_is_back_pressure_with_a_clear_status() {
     assert!(matches!(err, RepoError::ContentFull { cap: 1_000, .. }));
     assert!(err.to_string().contains("content repository full"), "{err}");
     assert!(repo.content().usage().used <= 1_000);
+    assert!(repo.content().is_full(), "a refused store reports full");
     // Commits without new content still work (downstream drains).
     let mut tx = Transaction::new();
     for i in 1..id {

@@ -96,7 +96,9 @@ impl Attributes {
 impl<K: Into<AttrStr>, V: Into<AttrStr>> FromIterator<(K, V)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Self(Arc::new(
-            iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         ))
     }
 }

@@ -38,6 +38,9 @@ use crate::spec::{ConnectionSpec, FlowSpec, ProcessorSpec};
 /// triggered again without being woken.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// How often a source held back by a full repository checks again.
+const JOURNAL_FULL_RECHECK_MS: u64 = 100;
+
 /// The flow could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -178,6 +181,10 @@ pub struct ConnectionStatus {
     pub dropped_overflow: u64,
     /// Dropped by expiration.
     pub dropped_expired: u64,
+    /// Swapped out to disk now (`when_full: spill`).
+    pub spilled: u64,
+    /// Bytes of swap files on disk now (`when_full: spill`).
+    pub spill_disk_bytes: u64,
 }
 
 /// A snapshot of the whole flow.
@@ -289,10 +296,18 @@ impl Engine {
             provenance: provenance.clone(),
         });
         let mut connections = Vec::new();
-        for c in &spec.connections {
+        let spill_root = opts.journal.as_ref().and_then(|j| j.spill_dir());
+        for (i, c) in spec.connections.iter().enumerate() {
+            let mut settings = c.settings.clone();
+            if let (WhenFull::Spill(sp), Some(root)) = (&mut settings.when_full, &spill_root)
+                && sp.dir.is_none()
+            {
+                let name = crate::spill::safe_file_name(&c.id);
+                sp.dir = Some(root.join(format!("{i:03}-{name}")));
+            }
             let conn = Arc::new(Connection::new(
                 c.id.clone(),
-                c.settings.clone(),
+                settings,
                 wakes[c.to.as_str()].clone(),
                 wakes[c.from.as_str()].clone(),
                 Some(dropper.clone()),
@@ -334,6 +349,7 @@ impl Engine {
                 shutdown: shutdown.child_token(),
                 scheduling: p.scheduling.clone(),
                 yielded_until: AtomicU64::new(0),
+                journal: opts.journal.clone(),
             });
             let io = Arc::new(Self::node_io(
                 p,
@@ -505,7 +521,11 @@ impl Engine {
                 n.ctx.wake();
                 n.ctx.bulletin(
                     Level::Info,
-                    if running { "started by operator" } else { "stopped by operator" },
+                    if running {
+                        "started by operator"
+                    } else {
+                        "stopped by operator"
+                    },
                 );
                 true
             }
@@ -559,15 +579,13 @@ impl Engine {
                     max_bytes: c.settings().max_bytes,
                     fill: c.fill_ratio(),
                     back_pressured: c.is_back_pressured(),
-                    when_full: match &c.settings().when_full {
-                        WhenFull::Block => "block".into(),
-                        WhenFull::DropOldest => "drop-oldest".into(),
-                        WhenFull::Shed { .. } => "shed".into(),
-                    },
+                    when_full: c.settings().when_full.name().into(),
                     enqueued: get(&k.enqueued),
                     dequeued: get(&k.dequeued),
                     dropped_overflow: get(&k.dropped_overflow),
                     dropped_expired: get(&k.dropped_expired),
+                    spilled: get(&k.spilled),
+                    spill_disk_bytes: get(&k.spill_disk_bytes),
                 }
             })
             .collect();
@@ -629,15 +647,27 @@ async fn run_task(node: Arc<Node>) {
             Some(None)
         } else if yielded > now {
             Some(Some(yielded - now))
-        } else if io.outputs.iter().any(|o| o.connections.iter().any(|c| c.is_back_pressured())) {
+        } else if io
+            .outputs
+            .iter()
+            .any(|o| o.connections.iter().any(|c| c.is_back_pressured()))
+        {
             Some(None)
+        } else if is_source && io.journal.as_ref().is_some_and(|j| j.is_full()) {
+            // The repository is at its disk cap: hold new data back until
+            // downstream releases content (no wake-up for that: re-check).
+            Some(Some(JOURNAL_FULL_RECHECK_MS))
         } else if io.inputs.is_empty() || is_source {
-            (next_run > now).then_some(Some(next_run - now))
+            (next_run > now).then(|| Some(next_run - now))
         } else if io.inputs.iter().any(|c| c.has_available()) {
             None
         } else if sched.trigger_when_empty {
             let due = next_run.max(now);
-            if due > now { Some(Some(due - now)) } else { None }
+            if due > now {
+                Some(Some(due - now))
+            } else {
+                None
+            }
         } else {
             let pen = io
                 .inputs
@@ -684,7 +714,9 @@ async fn run_task(node: Arc<Node>) {
                     .map(|s| (*s).to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
-                Some(crate::processor::ProcessError::new(format!("processor panicked: {msg}")))
+                Some(crate::processor::ProcessError::new(format!(
+                    "processor panicked: {msg}"
+                )))
             }
         };
         if let Some(e) = failure {

@@ -161,7 +161,10 @@ mod tests {
     #[test]
     fn numeric_and_string_predicates() {
         let p = Predicate::compile(r#"int(attr["syslog.severity"]) <= 3"#).unwrap();
-        assert_eq!(p.keys.as_deref(), Some(&["syslog.severity".to_string()][..]));
+        assert_eq!(
+            p.keys.as_deref(),
+            Some(&["syslog.severity".to_string()][..])
+        );
         assert!(p.eval(&attrs()).unwrap());
         let p = Predicate::compile(r#""env" in attr && attr["env"].startsWith("prod")"#).unwrap();
         assert!(p.keys.is_none());

@@ -324,7 +324,11 @@ impl Properties {
             Some(PropValue::List(items, _)) => Ok(items.iter().map(|s| s.value.clone()).collect()),
             Some(PropValue::Scalar(s)) => Ok(split_list(&s.value)),
             Some(PropValue::Map(..)) => Err(self.err(name, "expected a list, not a map")),
-            None => Ok(self.defaults.get(name).map(|d| split_list(d)).unwrap_or_default()),
+            None => Ok(self
+                .defaults
+                .get(name)
+                .map(|d| split_list(d))
+                .unwrap_or_default()),
         }
     }
 

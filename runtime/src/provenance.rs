@@ -110,14 +110,13 @@ impl ProvenanceRepository {
     #[must_use]
     pub fn search(&self, key: Option<&str>, value: &str, limit: usize) -> Vec<ProvenanceEvent> {
         let g = self.inner.lock();
-        let mut out: Vec<ProvenanceEvent> = g
-            .1
-            .iter()
-            .rev()
-            .filter(|e| key.is_none_or(|k| e.attributes.get(k) == Some(value)))
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut out: Vec<ProvenanceEvent> =
+            g.1.iter()
+                .rev()
+                .filter(|e| key.is_none_or(|k| e.attributes.get(k) == Some(value)))
+                .take(limit)
+                .cloned()
+                .collect();
         out.reverse();
         out
     }

@@ -266,8 +266,10 @@ impl ProcessSession {
         match self.io.outputs.iter().position(|o| o.relationship == rel) {
             Some(i) => self.transfers.push((i, ff)),
             None => {
-                self.problems
-                    .push(format!("no relationship `{rel}` on processor `{}`", self.io.id));
+                self.problems.push(format!(
+                    "no relationship `{rel}` on processor `{}`",
+                    self.io.id
+                ));
                 self.open.insert(ff.id);
             }
         }
@@ -360,7 +362,9 @@ impl ProcessSession {
                 for ff in batch.iter_mut() {
                     if let Err(e) = journal.persist_content(ff) {
                         self.restore_after_failed_commit(batches, terminated);
-                        return Err(ProcessError::new(e.to_string()).yield_for(Duration::from_secs(1)));
+                        return Err(
+                            ProcessError::new(e.to_string()).yield_for(Duration::from_secs(1))
+                        );
                     }
                 }
             }

@@ -20,6 +20,8 @@
 //! connections:
 //!   - { from: listen, relationship: success, to: tag }
 //!   - { from: tag, relationship: success, to: save, back_pressure: { max_count: 500 } }
+//!   # past its thresholds, swap to disk instead of blocking `tag`:
+//!   # - { from: tag, relationship: success, to: save, when_full: spill, spill: { max_disk: 10 GB } }
 //! ```
 //!
 //! Scalars may reference the environment: `${env:NAME}` or
@@ -32,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{ConnectionSettings, Prioritizer, WhenFull};
+use crate::connection::{ConnectionSettings, Prioritizer, SpillSettings, WhenFull};
 use crate::expr::Predicate;
 use crate::processor::{InputRequirement, ProcessorType, RelationshipDef, Scheduling};
 use crate::properties::{
@@ -215,7 +217,11 @@ impl Ctx<'_> {
             out.push_str(&rest[..start]);
             let after = &rest[start + 6..];
             let Some(end) = after.find('}') else {
-                self.err(pos, "unclosed `${env:` reference", Some("write ${env:NAME}".into()));
+                self.err(
+                    pos,
+                    "unclosed `${env:` reference",
+                    Some("write ${env:NAME}".into()),
+                );
                 return raw.to_string();
             };
             let inner = &after[..end];
@@ -308,7 +314,13 @@ impl Ctx<'_> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "defaults", "processors", "connections"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "defaults",
+    "processors",
+    "connections",
+];
 const DEFAULT_KEYS: &[&str] = &["back_pressure", "scheduling", "provenance_events"];
 const PROC_KEYS: &[&str] = &[
     "type",
@@ -334,10 +346,11 @@ const CONN_KEYS: &[&str] = &[
     "back_pressure",
     "when_full",
     "shed",
+    "spill",
     "prioritizer",
     "expiration",
 ];
-const WHEN_FULL: &[&str] = &["block", "drop-oldest", "shed"];
+const WHEN_FULL: &[&str] = &["block", "drop-oldest", "shed", "spill"];
 
 fn scheduling(ctx: &mut Ctx<'_>, node: &Node, base: &Scheduling) -> Scheduling {
     let mut s = base.clone();
@@ -432,11 +445,7 @@ fn check_kind(kind: &PropKind, s: &Scalar) -> Result<(), String> {
     }
 }
 
-fn property_value(
-    ctx: &mut Ctx<'_>,
-    desc: &PropertyDescriptor,
-    node: &Node,
-) -> Option<PropValue> {
+fn property_value(ctx: &mut Ctx<'_>, desc: &PropertyDescriptor, node: &Node) -> Option<PropValue> {
     let name = desc.name;
     match (&desc.kind, &node.value) {
         (PropKind::MapOf(inner), Value::Map(entries)) => {
@@ -445,7 +454,11 @@ fn property_value(
                 let key = ctx.scalar(k, &format!("a key of `{name}`"))?;
                 let val = ctx.scalar(v, &format!("`{name}.{}`", key.value))?;
                 if let Err(m) = check_kind(inner, &val) {
-                    ctx.err(val.pos, format!("property `{name}.{}`: {m}", key.value), None);
+                    ctx.err(
+                        val.pos,
+                        format!("property `{name}.{}`: {m}", key.value),
+                        None,
+                    );
                 }
                 out.push((key, val));
             }
@@ -454,7 +467,10 @@ fn property_value(
         (PropKind::MapOf(_), _) => {
             ctx.err(
                 node.pos,
-                format!("property `{name}` must be a mapping of name: value, found {}", node.kind_name()),
+                format!(
+                    "property `{name}` must be a mapping of name: value, found {}",
+                    node.kind_name()
+                ),
                 None,
             );
             None
@@ -739,7 +755,10 @@ pub fn parse_flow(
             } else {
                 ctx.err(
                     *pos,
-                    format!("processor `{}` has no relationship `{r}` to auto-terminate", rp.id),
+                    format!(
+                        "processor `{}` has no relationship `{r}` to auto-terminate",
+                        rp.id
+                    ),
                     Some(rel_hint(r, &relationships)),
                 );
             }
@@ -777,6 +796,7 @@ pub fn parse_flow(
             let mut shed_attr = "syslog.severity".to_string();
             let mut shed_above = 4i64;
             let mut shed_pos = None;
+            let mut spill: Option<SpillSettings> = None;
             for (k, v) in ctx.map(item, "a connection") {
                 match k.scalar_text().as_deref() {
                     Some("from") => from = ctx.string(v, "from").map(|s| (s, v.pos)),
@@ -806,6 +826,21 @@ pub fn parse_flow(
                                 _ => ctx.unknown_key(sk, "shed", &["attribute", "above"]),
                             }
                         }
+                    }
+                    Some("spill") => {
+                        let mut sp = SpillSettings::default();
+                        for (sk, sv) in ctx.map(v, "spill") {
+                            if sk.scalar_text().as_deref() == Some("max_disk") {
+                                if let Some(n) =
+                                    ctx.parse_with(sv, "spill.max_disk", parse_data_size)
+                                {
+                                    sp.max_disk = n.max(1);
+                                }
+                            } else {
+                                ctx.unknown_key(sk, "spill", &["max_disk"]);
+                            }
+                        }
+                        spill = Some(sp);
                     }
                     Some("prioritizer") => match &v.value {
                         Value::Map(m) => {
@@ -840,7 +875,9 @@ pub fn parse_flow(
             }
             match when_full {
                 None => {
-                    if shed_pos.is_some() {
+                    if let Some(sp) = spill.clone() {
+                        settings.when_full = WhenFull::Spill(sp);
+                    } else if shed_pos.is_some() {
                         settings.when_full = WhenFull::Shed {
                             attribute: shed_attr.clone(),
                             above: shed_above,
@@ -850,6 +887,9 @@ pub fn parse_flow(
                 Some((w, pos)) => match w.as_str() {
                     "block" => settings.when_full = WhenFull::Block,
                     "drop-oldest" => settings.when_full = WhenFull::DropOldest,
+                    "spill" => {
+                        settings.when_full = WhenFull::Spill(spill.clone().unwrap_or_default());
+                    }
                     "shed" => {
                         settings.when_full = WhenFull::Shed {
                             attribute: shed_attr.clone(),
@@ -896,7 +936,10 @@ pub fn parse_flow(
                         ok = false;
                         ctx.err(
                             *pos,
-                            format!("processor `{from}` ({}) has no relationship `{r}`", fp.kind.name()),
+                            format!(
+                                "processor `{from}` ({}) has no relationship `{r}`",
+                                fp.kind.name()
+                            ),
                             Some(rel_hint(r, &fp.relationships)),
                         );
                     }
@@ -959,7 +1002,11 @@ pub fn parse_flow(
         if p.kind.input() == InputRequirement::Required && !has_input {
             ctx.err(
                 p.pos,
-                format!("processor `{}` ({}) needs an incoming connection", p.id, p.kind.name()),
+                format!(
+                    "processor `{}` ({}) needs an incoming connection",
+                    p.id,
+                    p.kind.name()
+                ),
                 None,
             );
         }

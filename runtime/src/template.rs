@@ -229,7 +229,8 @@ impl Template {
     /// Bad handlebars syntax.
     pub fn compile(source: &str, escape: Escape) -> Result<Self, TemplateError> {
         let mut hb = base_registry(escape);
-        let mut tpl = HbTemplate::compile(source).map_err(|e| TemplateError::Compile(e.to_string()))?;
+        let mut tpl =
+            HbTemplate::compile(source).map_err(|e| TemplateError::Compile(e.to_string()))?;
         let uses_content = fold_paths(&mut tpl);
         let literal = if source.contains("{{") {
             None
@@ -338,10 +339,16 @@ mod tests {
 
     #[test]
     fn content_and_missing_values() {
-        let t = Template::compile("[{{content}}][{{nope}}][{{default nope \"d\"}}]", Escape::None)
-            .unwrap();
+        let t = Template::compile(
+            "[{{content}}][{{nope}}][{{default nope \"d\"}}]",
+            Escape::None,
+        )
+        .unwrap();
         assert!(t.uses_content());
-        assert_eq!(t.render_with(&attrs(), Some("body"), &[]).unwrap(), "[body][][d]");
+        assert_eq!(
+            t.render_with(&attrs(), Some("body"), &[]).unwrap(),
+            "[body][][d]"
+        );
     }
 
     #[test]

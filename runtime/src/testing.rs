@@ -66,7 +66,10 @@ impl TestRunner {
         let errs = kind.validate(&properties);
         if !errs.is_empty() {
             return Err(TestRunnerError::Invalid(
-                errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ));
         }
         let processor = kind
@@ -227,7 +230,10 @@ impl TestRunner {
 ///
 /// # Errors
 /// A description of each breach.
-pub fn check_type_contract(kind: &dyn ProcessorType, registry: &crate::Registry) -> Result<(), String> {
+pub fn check_type_contract(
+    kind: &dyn ProcessorType,
+    registry: &crate::Registry,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     if kind.description().trim().is_empty() {
         problems.push("type has no description".to_string());
@@ -241,7 +247,10 @@ pub fn check_type_contract(kind: &dyn ProcessorType, registry: &crate::Registry)
             problems.push(format!("property `{}` declared twice", d.name));
         }
         if d.required && d.default.is_some() {
-            problems.push(format!("property `{}` is required but has a default", d.name));
+            problems.push(format!(
+                "property `{}` is required but has a default",
+                d.name
+            ));
         }
     }
     if let Err(e) = props_from_yaml(kind, registry, kind.example()) {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 /// A position in a file (1-based; 0 = unknown).
@@ -190,7 +190,12 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             column: u32::try_from(l.column()).unwrap_or(0),
         });
         // The library's message may repeat the snippet; keep its first line.
-        let message = e.to_string().lines().next().unwrap_or("invalid YAML").to_string();
+        let message = e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .to_string();
         SyntaxError { pos, message }
     })
 }
