@@ -1,1 +1,96 @@
-fn main() {}
+//! `sluice`: a NiFi-style dataflow router. This file is the command line only;
+//! each command lives in its own module.
+
+mod builtin;
+mod cmd_flows;
+mod cmd_graph;
+mod cmd_processors;
+mod cmd_run;
+mod flows;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A dataflow router: back-pressured processors wired from YAML flow files.
+#[derive(Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one or more flow files (their processors form one graph).
+    Run(cmd_run::RunArgs),
+    /// Validate flow files and report every error with file:line:column.
+    Validate {
+        /// Flow files.
+        #[arg(required = true)]
+        flows: Vec<PathBuf>,
+    },
+    /// Print a flow's graph as Graphviz dot or Mermaid.
+    Graph {
+        /// Flow file.
+        flow: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// List processor types, or show one type's properties and relationships.
+    Processors {
+        /// A type name, e.g. RouteOnAttribute.
+        name: Option<String>,
+    },
+    /// List the built-in flows, or print one (`sluice flows show NAME`).
+    Flows {
+        #[command(subcommand)]
+        show: Option<FlowsCmd>,
+    },
+    /// Run flow unit tests (`NAME.test.yaml` beside each flow); with no file,
+    /// the built-in flows' tests.
+    Test {
+        /// Flow files or test files.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowsCmd {
+    /// Print a built-in flow's YAML, to copy and edit.
+    Show {
+        /// Built-in flow name.
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let registry = sluice_processors::registry();
+    let result = match cli.command {
+        Command::Run(args) => cmd_run::run(args, &registry),
+        Command::Validate { flows } => flows::validate(&flows, &registry),
+        Command::Graph { flow, format } => cmd_graph::graph(&flow, format, &registry),
+        Command::Processors { name } => cmd_processors::list(name.as_deref(), &registry),
+        Command::Flows { show } => cmd_flows::flows(match &show {
+            Some(FlowsCmd::Show { name }) => Some(name.as_str()),
+            None => None,
+        }),
+        Command::Test { files } => cmd_flows::test(&files, &registry),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

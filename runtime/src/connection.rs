@@ -52,8 +52,9 @@ pub const DEFAULT_SPILL_MAX_DISK: u64 = 10_000_000_000;
 pub struct SpillSettings {
     /// Most bytes of swap files on disk; past it the connection blocks.
     pub max_disk: u64,
-    /// Directory for the swap files (the engine sets it under the
-    /// repository; `None`: a directory in the system temp directory).
+    /// Directory under which each connection instance makes its own swap
+    /// directory (the engine sets the repository's; `None`: the system temp
+    /// directory).
     pub dir: Option<PathBuf>,
 }
 
@@ -329,15 +330,20 @@ impl std::fmt::Debug for Connection {
 
 const MID_SEQ: u64 = u64::MAX / 2;
 
-/// A private directory for swap files when the engine gave none.
-fn temp_spill_dir(connection: &str) -> PathBuf {
+/// The swap directory of one connection instance: unique, under `root`
+/// (the repository's spill directory) or the system temp directory.
+fn spill_dir(root: Option<&std::path::Path>, connection: &str) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "sluice-spill-{}-{}-{}",
+    let name = format!(
+        "{}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed),
         crate::spill::safe_file_name(connection)
-    ))
+    );
+    match root {
+        Some(r) => r.join(name),
+        None => std::env::temp_dir().join("sluice-spill").join(name),
+    }
 }
 
 impl Connection {
@@ -362,7 +368,7 @@ impl Connection {
         let id = id.into();
         let spill = match &settings.when_full {
             WhenFull::Spill(sp) => Some(Spill::new(
-                sp.dir.clone().unwrap_or_else(|| temp_spill_dir(&id)),
+                spill_dir(sp.dir.as_deref(), &id),
                 &id,
                 sp.max_disk,
                 settings.max_count,
@@ -508,10 +514,10 @@ impl Connection {
     fn best_lane(q: &Queue) -> Option<usize> {
         let mut best: Option<(usize, (&Rank, u64))> = None;
         for (i, lane) in q.lanes.iter().enumerate() {
-            if let Some(k) = lane.head_key() {
-                if best.as_ref().is_none_or(|(_, b)| k < *b) {
-                    best = Some((i, k));
-                }
+            if let Some(k) = lane.head_key()
+                && best.as_ref().is_none_or(|(_, b)| k < *b)
+            {
+                best = Some((i, k));
             }
         }
         best.map(|(i, _)| i)
@@ -955,7 +961,10 @@ mod tests {
             ff(&[("priority", "10")], "10"),
             ff(&[("priority", "2")], "2"),
         ]);
-        let got: Vec<u64> = poll_all(&c).iter().map(|f| f.size()).collect();
+        let got: Vec<u64> = poll_all(&c)
+            .iter()
+            .map(super::super::flowfile::FlowFile::size)
+            .collect();
         assert_eq!(got, vec![1, 2, 1, 4]);
     }
 
@@ -1026,7 +1035,18 @@ mod tests {
     }
 
     fn swap_files(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |d| d.count())
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        rd.map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                swap_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::journal::{Change, Journal};
 use crate::metrics::{Bulletin, Level, get};
 use crate::processor::{BuildContext, ProcessContext, Processor};
 use crate::provenance::{EventKind, ProvenanceEvent, ProvenanceRepository};
-use crate::session::{NodeIo, Output, ProcessSession};
+use crate::session::{NodeIo, Output, ProcessSession, Tap};
 use crate::spec::{ConnectionSpec, FlowSpec, ProcessorSpec};
 
 /// How long an event-driven source with nothing to do waits before it is
@@ -80,6 +80,7 @@ pub struct Node {
     running: AtomicBool,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    taps: Mutex<Vec<(String, Tap)>>,
 }
 
 impl Node {
@@ -244,17 +245,113 @@ impl DropObserver for Dropper {
     }
 }
 
-/// A running flow.
-pub struct Engine {
+/// What a reload changed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReloadSummary {
+    /// Processors added.
+    pub added: Vec<String>,
+    /// Processors removed.
+    pub removed: Vec<String>,
+    /// Processors rebuilt because their type, properties or scheduling changed.
+    pub changed: Vec<String>,
+    /// Connections created or rebuilt.
+    pub connections_changed: Vec<String>,
+    /// Queued FlowFiles moved from a removed or rebuilt connection to its successor.
+    pub flowfiles_moved: u64,
+    /// Queued FlowFiles of removed connections with no successor (kept aside, reported).
+    pub flowfiles_orphaned: u64,
+    /// Processors that failed to start after the reload (left stopped), with the reason.
+    pub failed_to_start: Vec<(String, String)>,
+}
+
+impl ReloadSummary {
+    /// Whether nothing changed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.connections_changed.is_empty()
+    }
+}
+
+struct State {
     spec: Arc<FlowSpec>,
     nodes: Vec<Arc<Node>>,
     connections: Vec<(ConnectionSpec, Arc<Connection>)>,
+}
+
+/// A running flow.
+pub struct Engine {
+    state: RwLock<State>,
+    /// Triggers hold it shared; a reload holds it exclusively while it swaps
+    /// connections, so no commit lands in a connection being replaced.
+    gate: Arc<tokio::sync::RwLock<()>>,
+    reload_lock: tokio::sync::Mutex<()>,
+    wakes: Mutex<BTreeMap<String, Arc<Notify>>>,
+    dropper: Arc<dyn DropObserver>,
     provenance: Arc<ProvenanceRepository>,
     journal: Option<Arc<dyn Journal>>,
     shutdown: CancellationToken,
     orphaned: Mutex<BTreeMap<String, Vec<FlowFile>>>,
     started: Instant,
-    flow_status_seq: AtomicU64,
+}
+
+fn build_processor(spec: &FlowSpec, p: &ProcessorSpec) -> Result<Arc<dyn Processor>, EngineError> {
+    let bctx = BuildContext {
+        flow_name: spec.name.clone(),
+        processor_id: p.id.clone(),
+        base_dir: spec
+            .path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    p.kind
+        .build(&p.properties, &bctx)
+        .map(Arc::from)
+        .map_err(|e| EngineError::Build {
+            id: p.id.clone(),
+            message: e.to_string(),
+        })
+}
+
+/// Whether two processor specs would build the same processor.
+fn same_processor(a: &ProcessorSpec, b: &ProcessorSpec) -> bool {
+    fn values(p: &ProcessorSpec) -> Vec<(String, Vec<String>)> {
+        p.properties
+            .iter()
+            .map(|(k, v)| {
+                let vals = match v {
+                    crate::properties::PropValue::Scalar(s) => vec![s.value.clone()],
+                    crate::properties::PropValue::List(items, _) => {
+                        items.iter().map(|s| s.value.clone()).collect()
+                    }
+                    crate::properties::PropValue::Map(items, _) => items
+                        .iter()
+                        .flat_map(|(k, v)| [k.value.clone(), v.value.clone()])
+                        .collect(),
+                };
+                (k.clone(), vals)
+            })
+            .collect()
+    }
+    a.kind.name() == b.kind.name()
+        && a.scheduling == b.scheduling
+        && a.auto_terminate == b.auto_terminate
+        && values(a) == values(b)
+}
+
+fn same_connection(a: &ConnectionSpec, b: &ConnectionSpec) -> bool {
+    a.id == b.id
+        && a.from == b.from
+        && a.to == b.to
+        && a.relationships == b.relationships
+        && a.settings.max_count == b.settings.max_count
+        && a.settings.max_bytes == b.settings.max_bytes
+        && a.settings.when_full == b.settings.when_full
+        && a.settings.prioritizer == b.settings.prioritizer
+        && a.settings.expiration == b.settings.expiration
 }
 
 impl Engine {
@@ -263,148 +360,53 @@ impl Engine {
     /// # Errors
     /// A processor could not be built or started; nothing is left running.
     pub async fn start(spec: FlowSpec, opts: EngineOptions) -> Result<Arc<Self>, EngineError> {
-        let base_dir = spec
-            .path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
-        let mut built = Vec::new();
+        // Build everything first: a refused flow leaves nothing behind.
+        let mut built = BTreeMap::new();
         for p in &spec.processors {
-            let bctx = BuildContext {
-                flow_name: spec.name.clone(),
-                processor_id: p.id.clone(),
-                base_dir: base_dir.clone(),
-            };
-            let proc = p
-                .kind
-                .build(&p.properties, &bctx)
-                .map_err(|e| EngineError::Build {
-                    id: p.id.clone(),
-                    message: e.to_string(),
-                })?;
-            built.push(Arc::<dyn Processor>::from(proc));
+            built.insert(p.id.clone(), build_processor(&spec, p)?);
         }
         let provenance = Arc::new(ProvenanceRepository::new(spec.provenance_capacity));
-        let shutdown = CancellationToken::new();
-        let wakes: BTreeMap<&str, Arc<Notify>> = spec
-            .processors
-            .iter()
-            .map(|p| (p.id.as_str(), Arc::new(Notify::new())))
-            .collect();
         let dropper: Arc<dyn DropObserver> = Arc::new(Dropper {
             journal: opts.journal.clone(),
             provenance: provenance.clone(),
         });
-        let mut connections = Vec::new();
-        let spill_root = opts.journal.as_ref().and_then(|j| j.spill_dir());
-        for (i, c) in spec.connections.iter().enumerate() {
-            let mut settings = c.settings.clone();
-            if let (WhenFull::Spill(sp), Some(root)) = (&mut settings.when_full, &spill_root)
-                && sp.dir.is_none()
-            {
-                let name = crate::spill::safe_file_name(&c.id);
-                sp.dir = Some(root.join(format!("{i:03}-{name}")));
-            }
-            let conn = Arc::new(Connection::new(
-                c.id.clone(),
-                settings,
-                wakes[c.to.as_str()].clone(),
-                wakes[c.from.as_str()].clone(),
-                Some(dropper.clone()),
-            ));
-            connections.push((c.clone(), conn));
-        }
-        // Recovered FlowFiles go back where they were.
-        let mut orphaned: BTreeMap<String, Vec<FlowFile>> = BTreeMap::new();
-        let mut by_conn: BTreeMap<String, Vec<FlowFile>> = BTreeMap::new();
-        for (cid, ff) in opts.recovered {
-            by_conn.entry(cid).or_default().push(ff);
-        }
-        for (cid, ffs) in by_conn {
-            match connections.iter().find(|(s, _)| s.id == cid) {
-                Some((_, conn)) => conn.push_batch(ffs),
-                None => {
-                    tracing::warn!(
-                        connection = %cid,
-                        count = ffs.len(),
-                        "recovered FlowFiles belong to a connection that is no longer in the flow; kept aside"
-                    );
-                    orphaned.insert(cid, ffs);
-                }
-            }
-        }
-        let mut nodes = Vec::new();
-        for (p, proc) in spec.processors.iter().zip(built) {
-            let outputs_all: Vec<Arc<Connection>> = connections
-                .iter()
-                .filter(|(s, _)| s.from == p.id)
-                .map(|(_, c)| c.clone())
-                .collect();
-            let ctx = Arc::new(ProcessContext {
-                id: p.id.clone(),
-                type_name: p.kind.name().to_string(),
-                stats: Arc::default(),
-                wake: wakes[p.id.as_str()].clone(),
-                outputs: RwLock::new(outputs_all),
-                shutdown: shutdown.child_token(),
-                scheduling: p.scheduling.clone(),
-                yielded_until: AtomicU64::new(0),
-                journal: opts.journal.clone(),
-            });
-            let io = Arc::new(Self::node_io(
-                p,
-                &connections,
-                &ctx,
-                opts.journal.clone(),
-                &provenance,
-            ));
-            nodes.push(Arc::new(Node {
-                spec: p.clone(),
-                processor: proc,
-                ctx,
-                io: RwLock::new(io),
-                running: AtomicBool::new(true),
-                cancel: shutdown.child_token(),
-                tasks: Mutex::new(Vec::new()),
-            }));
-        }
         let engine = Arc::new(Self {
-            spec: Arc::new(spec),
-            nodes,
-            connections,
+            state: RwLock::new(State {
+                spec: Arc::new(FlowSpec {
+                    processors: Vec::new(),
+                    connections: Vec::new(),
+                    ..spec.clone()
+                }),
+                nodes: Vec::new(),
+                connections: Vec::new(),
+            }),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+            reload_lock: tokio::sync::Mutex::new(()),
+            wakes: Mutex::new(BTreeMap::new()),
+            dropper,
             provenance,
             journal: opts.journal,
-            shutdown,
-            orphaned: Mutex::new(orphaned),
+            shutdown: CancellationToken::new(),
+            orphaned: Mutex::new(BTreeMap::new()),
             started: Instant::now(),
-            flow_status_seq: AtomicU64::new(0),
         });
-        for (i, node) in engine.nodes.iter().enumerate() {
-            if let Err(e) = node.processor.on_scheduled(&node.ctx).await {
-                for started in &engine.nodes[..i] {
-                    started.processor.on_stopped(&started.ctx).await;
-                }
-                return Err(EngineError::Start {
-                    id: node.spec.id.clone(),
-                    message: e.message,
-                });
-            }
-        }
-        for node in &engine.nodes {
-            let mut tasks = node.tasks.lock();
-            for _ in 0..node.spec.scheduling.concurrent_tasks {
-                tasks.push(tokio::spawn(run_task(node.clone())));
-            }
+        // Start-up is a reload from the empty flow: one path.
+        let summary = engine.swap_in(spec, built, opts.recovered).await;
+        if let Some((id, message)) = summary.failed_to_start.into_iter().next() {
+            engine.shutdown(Duration::from_secs(5)).await;
+            return Err(EngineError::Start { id, message });
         }
         // Periodic age-off for connections with an expiration.
-        let sweeper = engine.clone();
+        let sweeper = Arc::downgrade(&engine);
+        let token = engine.shutdown.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    () = sweeper.shutdown.cancelled() => break,
+                    () = token.cancelled() => break,
                     _ = tick.tick() => {
-                        for (_, c) in &sweeper.connections {
+                        let Some(e) = sweeper.upgrade() else { break };
+                        for (_, c) in e.connections() {
                             c.expire();
                         }
                     }
@@ -414,12 +416,228 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Applies a changed flow without losing queued FlowFiles: unchanged
+    /// processors keep running, changed ones are rebuilt, connections whose
+    /// settings changed are rebuilt with their queue moved over, and the queue
+    /// of a removed connection moves to a new connection from the same
+    /// processor and relationship (or is kept aside as orphaned, reported).
+    ///
+    /// # Errors
+    /// A new or changed processor could not be built; nothing was changed.
+    pub async fn reload(&self, spec: FlowSpec) -> Result<ReloadSummary, EngineError> {
+        let old = self.state.read().spec.clone();
+        let mut built = BTreeMap::new();
+        for p in &spec.processors {
+            let keep = old
+                .processors
+                .iter()
+                .any(|o| o.id == p.id && same_processor(o, p));
+            if !keep {
+                built.insert(p.id.clone(), build_processor(&spec, p)?);
+            }
+        }
+        Ok(self.swap_in(spec, built, Vec::new()).await)
+    }
+
+    fn wake_for(&self, id: &str) -> Arc<Notify> {
+        self.wakes
+            .lock()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    #[allow(clippy::too_many_lines)]
+    async fn swap_in(
+        &self,
+        spec: FlowSpec,
+        mut built: BTreeMap<String, Arc<dyn Processor>>,
+        recovered: Vec<(String, FlowFile)>,
+    ) -> ReloadSummary {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let mut summary = ReloadSummary::default();
+        let (old_nodes, old_conns) = {
+            let st = self.state.read();
+            (st.nodes.clone(), st.connections.clone())
+        };
+        // 1. Stop processors that go away or are rebuilt: their in-flight
+        //    sessions commit into the old connections, which are moved below.
+        let mut kept: BTreeMap<String, Arc<Node>> = BTreeMap::new();
+        for n in &old_nodes {
+            let still = spec.processors.iter().any(|p| p.id == n.spec.id);
+            if still && !built.contains_key(&n.spec.id) {
+                kept.insert(n.spec.id.clone(), n.clone());
+                continue;
+            }
+            if still {
+                summary.changed.push(n.spec.id.clone());
+            } else {
+                summary.removed.push(n.spec.id.clone());
+            }
+            n.stop(Duration::from_secs(30)).await;
+        }
+        for p in &spec.processors {
+            if !old_nodes.iter().any(|n| n.spec.id == p.id) {
+                summary.added.push(p.id.clone());
+            }
+        }
+        // 2. Hold every trigger while connections are swapped.
+        let gate = self.gate.clone();
+        let guard = gate.write().await;
+        let mut connections: Vec<(ConnectionSpec, Arc<Connection>)> = Vec::new();
+        let mut reused: Vec<Arc<Connection>> = Vec::new();
+        for c in &spec.connections {
+            if let Some((_, conn)) = old_conns.iter().find(|(o, _)| same_connection(o, c)) {
+                reused.push(conn.clone());
+                connections.push((c.clone(), conn.clone()));
+                continue;
+            }
+            let mut settings = c.settings.clone();
+            if let WhenFull::Spill(sp) = &mut settings.when_full
+                && sp.dir.is_none()
+            {
+                sp.dir = self.journal.as_ref().and_then(|j| j.spill_dir());
+            }
+            let conn = Arc::new(Connection::new(
+                c.id.clone(),
+                settings,
+                self.wake_for(&c.to),
+                self.wake_for(&c.from),
+                Some(self.dropper.clone()),
+            ));
+            summary.connections_changed.push(c.id.clone());
+            connections.push((c.clone(), conn));
+        }
+        for (o, conn) in &old_conns {
+            if reused.iter().any(|r| Arc::ptr_eq(r, conn)) {
+                continue;
+            }
+            let queued = conn.drain_all();
+            if queued.is_empty() {
+                continue;
+            }
+            let n = queued.len() as u64;
+            // Same id first, then same upstream processor and relationship.
+            let successor = connections
+                .iter()
+                .find(|(s, _)| s.id == o.id)
+                .or_else(|| {
+                    connections.iter().find(|(s, _)| {
+                        s.from == o.from
+                            && s.relationships.iter().any(|r| o.relationships.contains(r))
+                    })
+                })
+                .map(|(_, c)| c.clone());
+            if let Some(c) = successor {
+                c.push_batch(queued);
+                summary.flowfiles_moved += n;
+            } else {
+                tracing::warn!(connection = %o.id, count = n, "connection removed with FlowFiles queued; kept aside as orphaned");
+                self.orphaned
+                    .lock()
+                    .entry(o.id.clone())
+                    .or_default()
+                    .extend(queued);
+                summary.flowfiles_orphaned += n;
+            }
+        }
+        // Recovered FlowFiles go back where they were.
+        let mut by_conn: BTreeMap<String, Vec<FlowFile>> = BTreeMap::new();
+        for (cid, ff) in recovered {
+            by_conn.entry(cid).or_default().push(ff);
+        }
+        for (cid, ffs) in by_conn {
+            if let Some((_, conn)) = connections.iter().find(|(s, _)| s.id == cid) {
+                conn.push_batch(ffs)
+            } else {
+                tracing::warn!(connection = %cid, count = ffs.len(), "recovered FlowFiles belong to a connection that is no longer in the flow; kept aside");
+                self.orphaned.lock().entry(cid).or_default().extend(ffs);
+            }
+        }
+        // 3. Nodes: kept ones get their new connections; new ones are created.
+        let mut nodes = Vec::new();
+        let mut fresh = Vec::new();
+        for p in &spec.processors {
+            let outputs_all: Vec<Arc<Connection>> = connections
+                .iter()
+                .filter(|(s, _)| s.from == p.id)
+                .map(|(_, c)| c.clone())
+                .collect();
+            let node = if let Some(n) = kept.get(&p.id) {
+                *n.ctx.outputs.write() = outputs_all;
+                n.clone()
+            } else {
+                let Some(processor) = built.remove(&p.id) else {
+                    continue;
+                };
+                let ctx = Arc::new(ProcessContext {
+                    id: p.id.clone(),
+                    type_name: p.kind.name().to_string(),
+                    stats: Arc::default(),
+                    wake: self.wake_for(&p.id),
+                    outputs: RwLock::new(outputs_all),
+                    shutdown: self.shutdown.child_token(),
+                    scheduling: p.scheduling.clone(),
+                    yielded_until: AtomicU64::new(0),
+                    journal: self.journal.clone(),
+                });
+                let n = Arc::new(Node {
+                    spec: p.clone(),
+                    processor,
+                    ctx,
+                    io: RwLock::new(Arc::new(NodeIo {
+                        id: p.id.clone(),
+                        inputs: Vec::new(),
+                        outputs: Vec::new(),
+                        stats: Arc::default(),
+                        journal: None,
+                        provenance: self.provenance.clone(),
+                        penalty: p.scheduling.penalty,
+                        taps: Vec::new(),
+                    })),
+                    running: AtomicBool::new(true),
+                    cancel: self.shutdown.child_token(),
+                    tasks: Mutex::new(Vec::new()),
+                    taps: Mutex::new(Vec::new()),
+                });
+                fresh.push(n.clone());
+                n
+            };
+            *node.io.write() = Arc::new(self.node_io(p, &connections, &node));
+            nodes.push(node);
+        }
+        {
+            let mut st = self.state.write();
+            st.spec = Arc::new(spec);
+            st.nodes = nodes;
+            st.connections = connections;
+        }
+        drop(guard);
+        // 4. Start the new processors.
+        for n in &fresh {
+            if let Err(e) = n.processor.on_scheduled(&n.ctx).await {
+                n.running.store(false, Ordering::Relaxed);
+                n.ctx
+                    .bulletin(Level::Error, format!("failed to start: {}", e.message));
+                summary.failed_to_start.push((n.spec.id.clone(), e.message));
+                continue;
+            }
+            let mut tasks = n.tasks.lock();
+            for _ in 0..n.spec.scheduling.concurrent_tasks {
+                tasks.push(tokio::spawn(run_task(n.clone(), gate.clone())));
+            }
+        }
+        for n in self.nodes() {
+            n.ctx.wake();
+        }
+        summary
+    }
+
     fn node_io(
+        &self,
         p: &ProcessorSpec,
         connections: &[(ConnectionSpec, Arc<Connection>)],
-        ctx: &Arc<ProcessContext>,
-        journal: Option<Arc<dyn Journal>>,
-        provenance: &Arc<ProvenanceRepository>,
+        node: &Node,
     ) -> NodeIo {
         let inputs = connections
             .iter()
@@ -442,44 +660,52 @@ impl Engine {
             id: p.id.clone(),
             inputs,
             outputs,
-            stats: ctx.stats.clone(),
-            journal,
-            provenance: provenance.clone(),
+            stats: node.ctx.stats.clone(),
+            journal: self.journal.clone(),
+            provenance: self.provenance.clone(),
             penalty: p.scheduling.penalty,
+            taps: node.taps.lock().clone(),
         }
     }
 
     /// The flow as validated.
     #[must_use]
-    pub fn spec(&self) -> &Arc<FlowSpec> {
-        &self.spec
+    pub fn spec(&self) -> Arc<FlowSpec> {
+        self.state.read().spec.clone()
     }
 
     /// Processors.
     #[must_use]
-    pub fn nodes(&self) -> &[Arc<Node>] {
-        &self.nodes
+    pub fn nodes(&self) -> Vec<Arc<Node>> {
+        self.state.read().nodes.clone()
     }
 
     /// The processor of this id.
     #[must_use]
-    pub fn node(&self, id: &str) -> Option<&Arc<Node>> {
-        self.nodes.iter().find(|n| n.spec.id == id)
+    pub fn node(&self, id: &str) -> Option<Arc<Node>> {
+        self.state
+            .read()
+            .nodes
+            .iter()
+            .find(|n| n.spec.id == id)
+            .cloned()
     }
 
     /// The connection of this id.
     #[must_use]
-    pub fn connection(&self, id: &str) -> Option<&Arc<Connection>> {
-        self.connections
+    pub fn connection(&self, id: &str) -> Option<Arc<Connection>> {
+        self.state
+            .read()
+            .connections
             .iter()
             .find(|(s, _)| s.id == id)
-            .map(|(_, c)| c)
+            .map(|(_, c)| c.clone())
     }
 
     /// Connections with their specs.
     #[must_use]
-    pub fn connections(&self) -> &[(ConnectionSpec, Arc<Connection>)] {
-        &self.connections
+    pub fn connections(&self) -> Vec<(ConnectionSpec, Arc<Connection>)> {
+        self.state.read().connections.clone()
     }
 
     /// Provenance store.
@@ -504,13 +730,39 @@ impl Engine {
     #[must_use]
     pub fn live_flowfiles(&self) -> Vec<(String, FlowFile)> {
         let mut out = Vec::new();
-        for (s, c) in &self.connections {
+        for (s, c) in self.connections() {
             out.extend(c.snapshot().into_iter().map(|f| (s.id.clone(), f)));
         }
         for (cid, ffs) in self.orphaned.lock().iter() {
             out.extend(ffs.iter().map(|f| (cid.clone(), f.clone())));
         }
         out
+    }
+
+    /// Copies of every FlowFile `processor` commits to `relationship` from now on.
+    /// Returns `None` if there is no such processor.
+    #[must_use]
+    pub fn tap(&self, processor: &str, relationship: &str) -> Option<Tap> {
+        let st = self.state.read();
+        let node = st.nodes.iter().find(|n| n.spec.id == processor)?;
+        let tap: Tap = Arc::default();
+        node.taps
+            .lock()
+            .push((relationship.to_string(), tap.clone()));
+        let io = self.node_io(&node.spec, &st.connections, node);
+        *node.io.write() = Arc::new(io);
+        Some(tap)
+    }
+
+    /// Whether nothing is queued or being worked on (flow tests wait for it).
+    #[must_use]
+    pub fn is_quiescent(&self) -> bool {
+        let st = self.state.read();
+        st.connections.iter().all(|(_, c)| c.queued_count() == 0)
+            && st
+                .nodes
+                .iter()
+                .all(|n| n.ctx.stats.active_tasks.load(Ordering::SeqCst) == 0)
     }
 
     /// Stops (false) or starts (true) a processor. Returns false if unknown.
@@ -536,8 +788,8 @@ impl Engine {
     /// A snapshot of every counter.
     #[must_use]
     pub fn status(&self) -> FlowStatus {
-        self.flow_status_seq.fetch_add(1, Ordering::Relaxed);
-        let processors = self
+        let st = self.state.read();
+        let processors = st
             .nodes
             .iter()
             .map(|n| {
@@ -563,7 +815,7 @@ impl Engine {
                 }
             })
             .collect();
-        let connections = self
+        let connections = st
             .connections
             .iter()
             .map(|(spec, c)| {
@@ -590,7 +842,7 @@ impl Engine {
             })
             .collect();
         FlowStatus {
-            name: self.spec.name.clone(),
+            name: st.spec.name.clone(),
             uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             processors,
             connections,
@@ -608,26 +860,42 @@ impl Engine {
     /// still busy after `grace` are aborted (their sessions roll back on drop).
     pub async fn shutdown(&self, grace: Duration) {
         self.shutdown.cancel();
-        for n in &self.nodes {
+        let nodes = self.nodes();
+        for n in &nodes {
             n.ctx.wake();
         }
         let deadline = tokio::time::Instant::now() + grace;
-        for n in &self.nodes {
-            let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *n.tasks.lock());
-            for mut t in tasks {
-                if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
-                    tracing::warn!(processor = %n.spec.id, "task did not finish in time; aborted");
-                    t.abort();
-                }
-            }
+        for n in &nodes {
+            n.join(deadline).await;
         }
-        for n in &self.nodes {
+        for n in &nodes {
             n.processor.on_stopped(&n.ctx).await;
         }
     }
 }
 
-async fn run_task(node: Arc<Node>) {
+impl Node {
+    /// Stops this node's tasks (finishing in-flight triggers) and runs `on_stopped`.
+    async fn stop(&self, grace: Duration) {
+        self.cancel.cancel();
+        self.ctx.shutdown.cancel();
+        self.ctx.wake();
+        self.join(tokio::time::Instant::now() + grace).await;
+        self.processor.on_stopped(&self.ctx).await;
+    }
+
+    async fn join(&self, deadline: tokio::time::Instant) {
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock());
+        for mut t in tasks {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                tracing::warn!(processor = %self.spec.id, "task did not finish in time; aborted");
+                t.abort();
+            }
+        }
+    }
+}
+
+async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
     let ctx = node.ctx.clone();
     let sched = node.spec.scheduling.clone();
     let is_source = node.spec.kind.input() == crate::processor::InputRequirement::Forbidden;
@@ -687,6 +955,10 @@ async fn run_task(node: Arc<Node>) {
             continue;
         }
         next_run = now + run_ms.max(if sched.trigger_when_empty { 10 } else { 0 });
+        // Shared with other triggers; exclusive only while a reload swaps
+        // connections. Read the connections again under it.
+        let gate_guard = gate.read().await;
+        let io = node.io.read().clone();
         let mut session = ProcessSession::new(io);
         let stats = &ctx.stats;
         stats.active_tasks.fetch_add(1, Ordering::Relaxed);
@@ -719,13 +991,16 @@ async fn run_task(node: Arc<Node>) {
                 )))
             }
         };
+        let did_work = session.did_work();
+        drop(session);
+        drop(gate_guard);
         if let Some(e) = failure {
             stats.errors.fetch_add(1, Ordering::Relaxed);
             ctx.bulletin(Level::Error, e.message.clone());
             ctx.yield_for(e.yield_for.unwrap_or(sched.yield_duration));
             continue;
         }
-        if !session.did_work() && run_ms == 0 {
+        if !did_work && run_ms == 0 {
             // Nothing to do: wait to be woken (new input, a source's own
             // signal) or a short idle period.
             tokio::select! {

@@ -8,6 +8,7 @@ pub mod durable;
 mod engine;
 mod expr;
 mod flowfile;
+pub mod flowtest;
 mod journal;
 mod metrics;
 mod processor;
@@ -30,6 +31,7 @@ pub use connection::{
 };
 pub use engine::{
     ConnectionStatus, Engine, EngineError, EngineOptions, FlowStatus, Node, ProcessorStatus,
+    ReloadSummary,
 };
 pub use expr::{ExprError, Predicate};
 pub use flowfile::{Content, FlowFile, StoredContent, now_millis, reserve_ids_above};
@@ -45,7 +47,7 @@ pub use properties::{
 };
 pub use provenance::{EventKind, ProvenanceEvent, ProvenanceRepository};
 pub use registry::{Registry, suggest};
-pub use session::{NodeIo, Output, ProcessSession};
+pub use session::{NodeIo, Output, ProcessSession, Tap};
 pub use spec::{
     ConnectionSpec, Diagnostic, FlowErrors, FlowSpec, ProcessorSpec, load_flow, parse_flow,
     parse_properties,

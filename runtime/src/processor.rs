@@ -101,6 +101,12 @@ pub trait ProcessorType: Send + Sync + 'static {
     }
     /// An example processor entry in YAML (properties only), checked by tests.
     fn example(&self) -> &'static str;
+    /// Whether it talks to a system outside the process (a remote sink, a
+    /// file system): flow unit tests replace such processors with capture
+    /// points. Sources are always replaced.
+    fn is_external(&self) -> bool {
+        false
+    }
 }
 
 /// Type-specific scheduling defaults.

@@ -247,23 +247,20 @@ impl Ctx<'_> {
     }
 
     fn scalar(&mut self, n: &Node, what: &str) -> Option<Scalar> {
-        match n.scalar_text() {
-            Some(raw) => {
-                let value = self.substitute(&raw, n.pos);
-                Some(Scalar {
-                    value,
-                    raw,
-                    pos: n.pos,
-                })
-            }
-            None => {
-                self.err(
-                    n.pos,
-                    format!("{what} must be a single value, found {}", n.kind_name()),
-                    None,
-                );
-                None
-            }
+        if let Some(raw) = n.scalar_text() {
+            let value = self.substitute(&raw, n.pos);
+            Some(Scalar {
+                value,
+                raw,
+                pos: n.pos,
+            })
+        } else {
+            self.err(
+                n.pos,
+                format!("{what} must be a single value, found {}", n.kind_name()),
+                None,
+            );
+            None
         }
     }
 
@@ -524,29 +521,26 @@ fn properties(
             let Some(name) = k.scalar_text() else {
                 continue;
             };
-            match descs.iter().find(|d| d.name == name) {
-                Some(d) => {
-                    if let Some(pv) = property_value(ctx, d, v) {
-                        values.insert(name, pv);
-                    }
+            if let Some(d) = descs.iter().find(|d| d.name == name) {
+                if let Some(pv) = property_value(ctx, d, v) {
+                    values.insert(name, pv);
                 }
-                None => {
-                    let hint = suggest(&name, descs.iter().map(|d| d.name)).map_or_else(
-                        || {
-                            Some(format!(
-                                "{} properties: {}",
-                                kind.name(),
-                                descs.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
-                            ))
-                        },
-                        |s| Some(format!("did you mean `{s}`?")),
-                    );
-                    ctx.err(
-                        k.pos,
-                        format!("unknown property `{name}` for {}", kind.name()),
-                        hint,
-                    );
-                }
+            } else {
+                let hint = suggest(&name, descs.iter().map(|d| d.name)).map_or_else(
+                    || {
+                        Some(format!(
+                            "{} properties: {}",
+                            kind.name(),
+                            descs.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                        ))
+                    },
+                    |s| Some(format!("did you mean `{s}`?")),
+                );
+                ctx.err(
+                    k.pos,
+                    format!("unknown property `{name}` for {}", kind.name()),
+                    hint,
+                );
             }
         }
     }
@@ -624,8 +618,7 @@ pub fn parse_flow(
     };
     let mut name = path
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "flow".into());
+        .map_or_else(|| "flow".into(), |s| s.to_string_lossy().into_owned());
     let mut description = String::new();
     let mut defaults_sched = Scheduling::default();
     let mut defaults_conn = ConnectionSettings::default();
@@ -701,15 +694,14 @@ pub fn parse_flow(
                             let Some(t) = ctx.string(pv, "type") else {
                                 continue;
                             };
-                            match registry.get(&t) {
-                                Some(kind) => rp.kind = Some(kind.clone()),
-                                None => {
-                                    let hint = registry.suggest(&t).map_or_else(
-                                        || Some("`sluice processors` lists the known types".into()),
-                                        |s| Some(format!("did you mean `{s}`?")),
-                                    );
-                                    ctx.err(pv.pos, format!("unknown processor type `{t}`"), hint);
-                                }
+                            if let Some(kind) = registry.get(&t) {
+                                rp.kind = Some(kind.clone())
+                            } else {
+                                let hint = registry.suggest(&t).map_or_else(
+                                    || Some("`sluice processors` lists the known types".into()),
+                                    |s| Some(format!("did you mean `{s}`?")),
+                                );
+                                ctx.err(pv.pos, format!("unknown processor type `{t}`"), hint);
                             }
                         }
                         Some("properties") => rp.props_node = Some(pv),
@@ -776,6 +768,9 @@ pub fn parse_flow(
 
     // Connections.
     let mut connections: Vec<ConnectionSpec> = Vec::new();
+    // Endpoints of connections refused above, so their absence is not
+    // reported a second time as "not connected".
+    let mut refused: Vec<(String, Vec<String>, String)> = Vec::new();
     let ids: Vec<&str> = raw.iter().map(|r| r.id.as_str()).collect();
     if let Some(cn) = conns_node {
         let items: &[Node] = match &cn.value {
@@ -945,15 +940,15 @@ pub fn parse_flow(
                     }
                 }
             }
-            if let Some(tp) = processors.iter().find(|p| p.id == to) {
-                if tp.kind.input() == InputRequirement::Forbidden {
-                    ok = false;
-                    ctx.err(
-                        to_pos,
-                        format!("`{to}` ({}) is a source and takes no input", tp.kind.name()),
-                        None,
-                    );
-                }
+            if let Some(tp) = processors.iter().find(|p| p.id == to)
+                && tp.kind.input() == InputRequirement::Forbidden
+            {
+                ok = false;
+                ctx.err(
+                    to_pos,
+                    format!("`{to}` ({}) is a source and takes no input", tp.kind.name()),
+                    None,
+                );
             }
             let rel_names: Vec<String> = rels.into_iter().map(|(r, _)| r).collect();
             let id = name.unwrap_or_else(|| format!("{from}.{}->{to}", rel_names.join("+")));
@@ -964,6 +959,9 @@ pub fn parse_flow(
                     Some("give one of them a distinct `name:`".into()),
                 );
                 continue;
+            }
+            if !ok {
+                refused.push((from.clone(), rel_names.clone(), to.clone()));
             }
             if ok {
                 connections.push(ConnectionSpec {
@@ -983,7 +981,8 @@ pub fn parse_flow(
         for r in &p.relationships {
             let connected = connections
                 .iter()
-                .any(|c| c.from == p.id && c.relationships.contains(&r.name));
+                .any(|c| c.from == p.id && c.relationships.contains(&r.name))
+                || refused.iter().any(|(f, _, _)| f == &p.id);
             if !connected && !p.auto_terminate.contains(&r.name) {
                 ctx.err(
                     p.pos,
@@ -998,7 +997,8 @@ pub fn parse_flow(
                 );
             }
         }
-        let has_input = connections.iter().any(|c| c.to == p.id);
+        let has_input =
+            connections.iter().any(|c| c.to == p.id) || refused.iter().any(|(_, _, t)| t == &p.id);
         if p.kind.input() == InputRequirement::Required && !has_input {
             ctx.err(
                 p.pos,

@@ -58,6 +58,7 @@ impl TestRunner {
     ///
     /// # Errors
     /// The properties are invalid or the build fails.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn with_properties(
         kind: &dyn ProcessorType,
         properties: Properties,
@@ -119,6 +120,7 @@ impl TestRunner {
             journal: None,
             provenance: provenance.clone(),
             penalty: scheduling.penalty,
+            taps: Vec::new(),
         });
         Ok(Self {
             processor,

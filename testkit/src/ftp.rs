@@ -15,7 +15,8 @@ use crate::util::{find_tool, free_port, free_port_range, read_banner};
 /// A real pure-ftpd (Debian package) on `127.0.0.1`, with one virtual user whose home (and
 /// chroot) is [`FtpServer::root`]: files a client uploads appear there.
 ///
-/// Started as `pure-ftpd -S 127.0.0.1,PORT -l puredb:PDB -E -A -H -4 -p FIRST:LAST -P 127.0.0.1`:
+/// The user is written to a pure-pw passwd file and compiled with `pure-pw mkdb`. Started as
+/// `pure-ftpd -S 127.0.0.1,PORT -l puredb:PDB -E -A -H -4 -p FIRST:LAST -P 127.0.0.1`:
 /// only the virtual user may log in (`-E`), chrooted (`-A`), no DNS (`-H`), IPv4 only, and
 /// passive data connections on a range of free ports. The virtual user maps to
 /// `nobody:nogroup`, so this needs root (as CI runs); `root` is mode 0777 so that user can
@@ -48,33 +49,32 @@ impl FtpServer {
         let passwd = dir.path().join("pureftpd.passwd");
         let pdb = dir.path().join("pureftpd.pdb");
 
-        let mut child = Command::new(&pure_pw)
-            .args(["useradd", &user, "-u", "nobody", "-g", "nogroup", "-d"])
-            .arg(&root)
-            .arg("-m")
-            .arg("-f")
-            .arg(&passwd)
-            .arg("-F")
-            .arg(&pdb)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("running pure-pw")?;
-        child
-            .stdin
-            .take()
-            .context("pure-pw stdin")?
-            .write_all(format!("{password}\n{password}\n").as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() || !pdb.exists() {
-            bail!(
-                "pure-pw useradd failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        // `pure-pw useradd` hashes with argon2id at a cost that takes 8 s per hash and per
+        // login on this machine kind, so the user line is written here with a SHA-512 crypt
+        // hash (`openssl passwd -6`, which pure-ftpd checks with crypt(3)) in pure-pw's own
+        // format (`/./` ends a chrooted home), then compiled with `pure-pw mkdb`.
+        let hash = run_with_stdin(
+            Command::new(find_tool("openssl", None, &[])?).args(["passwd", "-6", "-stdin"]),
+            &format!("{password}\n"),
+        )?;
+        let uid = id_of("/etc/passwd", "nobody").unwrap_or(65534);
+        let gid = id_of("/etc/group", "nogroup").unwrap_or(65534);
+        std::fs::write(
+            &passwd,
+            format!(
+                "{user}:{}:{uid}:{gid}::{}/./::::::::::::\n",
+                hash.trim(),
+                root.display()
+            ),
+        )?;
+        run_with_stdin(
+            Command::new(&pure_pw)
+                .arg("mkdb")
+                .arg(&pdb)
+                .arg("-f")
+                .arg(&passwd),
+            "",
+        )?;
 
         let port = free_port();
         let passive_ports = free_port_range(10);
@@ -128,4 +128,39 @@ impl FtpServer {
     pub fn is_running(&mut self) -> bool {
         self.proc.is_running()
     }
+}
+
+/// Runs a command with `input` on stdin; its stdout, or an error with its stderr.
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Result<String> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The numeric id of `name` in /etc/passwd or /etc/group.
+fn id_of(file: &str, name: &str) -> Option<u32> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then(|| fields.nth(1)?.parse().ok())?
+        })
 }

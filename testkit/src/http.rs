@@ -336,7 +336,7 @@ pub struct HttpReceiver {
     pub addr: SocketAddr,
     core: Arc<Core>,
     server: Option<ServerThread>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl HttpReceiver {
@@ -354,7 +354,7 @@ impl HttpReceiver {
             addr,
             core,
             server: Some(server),
-            _dir: tempfile::Builder::new().prefix("sluice-http-").tempdir()?,
+            dir: tempfile::Builder::new().prefix("sluice-http-").tempdir()?,
         })
     }
 
@@ -365,7 +365,7 @@ impl HttpReceiver {
 
     /// A scratch directory that lives as long as the receiver.
     pub fn dir(&self) -> &std::path::Path {
-        self._dir.path()
+        self.dir.path()
     }
 
     receiver_common!();

@@ -41,8 +41,8 @@ pub use syslog::{
     Framing, LoggerTransport, Rsyslog, SyslogFormat, SyslogForward, SyslogNg, Transport, logger,
 };
 pub use util::{
-    cache_dir, find_tool, free_port, free_port_range, wait_for_port, wait_for_udp_port, wait_until,
-    wait_until_async,
+    cache_dir, chromium, find_tool, free_port, free_port_range, playwright_node_path,
+    wait_for_port, wait_for_udp_port, wait_until, wait_until_async,
 };
 
 /// The line every "not installed" error ends with.

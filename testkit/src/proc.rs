@@ -127,6 +127,12 @@ impl Proc {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             let _ = child.kill();
             let _ = child.wait();
+            // SIGKILL is delivered asynchronously: wait until no live process of the group is
+            // left, since a forked child may still hold the listening socket.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while group_alive(pid.as_raw_nonzero().get()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 
@@ -168,4 +174,31 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Is any process of process group `pgid` still running (not a zombie)? Reads /proc.
+fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|entry| {
+        if !entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may contain anything, so split after ')'
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
 }

@@ -228,6 +228,28 @@ pub(crate) fn find_in_cache(rel: &str, env_var: &str) -> Result<PathBuf> {
     bail!("{} not found; {INSTALL_HINT}", path.display())
 }
 
+/// Debian's Chromium (`$SLUICE_CHROMIUM`, else `/usr/bin/chromium`), for browser tests. Start
+/// it headless with `--headless --no-sandbox --disable-gpu --disable-background-networking`
+/// (this machine has no network, and root needs `--no-sandbox`).
+pub fn chromium() -> Result<PathBuf> {
+    find_tool("chromium", Some("SLUICE_CHROMIUM"), &["/usr/bin/chromium"])
+}
+
+/// The `node_modules` folder holding `playwright-core` (`$SLUICE_CACHE/node/node_modules`):
+/// set it as `NODE_PATH` for a node script that does `require('playwright-core')` and launches
+/// [`chromium`] through `executablePath`. Playwright never downloads a browser here.
+pub fn playwright_node_path() -> Result<PathBuf> {
+    let dir = cache_dir().join("node/node_modules");
+    if dir.join("playwright-core/package.json").is_file() {
+        Ok(dir)
+    } else {
+        bail!(
+            "playwright-core is not installed in {}; {INSTALL_HINT}",
+            dir.display()
+        )
+    }
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
