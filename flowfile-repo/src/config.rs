@@ -134,7 +134,7 @@ impl Default for RepoConfig {
             inline_limit: 4096,
             content_segment_bytes: 64 << 20,
             content_max_bytes: 10_000_000_000,
-            checkpoint_interval: Duration::from_secs(60),
+            checkpoint_interval: Duration::from_mins(1),
             checkpoint_wal_bytes: 256 << 20,
         }
     }

@@ -108,7 +108,7 @@ fn repo_files(storage: &dyn Storage) -> Result<Vec<(String, u64)>, RepoError> {
 ///
 /// # Errors
 /// The directory or a file cannot be read (damage is reported, not an error).
-pub fn check(storage: Arc<dyn Storage>) -> Result<CheckReport, RepoError> {
+pub fn check(storage: &Arc<dyn Storage>) -> Result<CheckReport, RepoError> {
     let files = repo_files(storage.as_ref())?;
     let replayed = recovery::replay(storage.as_ref(), RecoveryMode::SkipDamaged, false)?;
     let content_segments: BTreeMap<u64, u64> = files

@@ -130,7 +130,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn io(&self, what: String) -> impl FnOnce(std::io::Error) -> RepoError {
+    fn io(what: String) -> impl FnOnce(std::io::Error) -> RepoError {
         move |e| RepoError::io(what, e)
     }
 
@@ -173,7 +173,7 @@ impl Ctx<'_> {
         if self.repair {
             self.storage
                 .remove(name)
-                .map_err(self.io(format!("removing {name}")))?;
+                .map_err(Self::io(format!("removing {name}")))?;
             self.out.report.removed_files.push(name.to_string());
         }
         Ok(())
@@ -184,7 +184,7 @@ impl Ctx<'_> {
         let data = self
             .storage
             .read(&name)
-            .map_err(self.io(format!("reading {name}")))?;
+            .map_err(Self::io(format!("reading {name}")))?;
         self.out.report.bytes_read += data.len() as u64;
         let len = data.len() as u64;
         let damage = |offset: u64, error: FormatError| Damage {
@@ -290,7 +290,7 @@ impl Ctx<'_> {
         let data = self
             .storage
             .read(&name)
-            .map_err(self.io(format!("reading {name}")))?;
+            .map_err(Self::io(format!("reading {name}")))?;
         self.out.report.bytes_read += data.len() as u64;
         self.out.report.wal_segments.push(seq);
         let len = data.len() as u64;
@@ -308,7 +308,7 @@ impl Ctx<'_> {
             };
             if last && Self::next_intact(&data, HEADER_LEN.min(data.len())).is_none() {
                 // Crash while the segment was being created: nothing in it.
-                self.tail(damage)?;
+                self.tail(damage);
                 self.remove(&name)?;
             } else {
                 self.skip_or_refuse(damage)?;
@@ -357,11 +357,11 @@ impl Ctx<'_> {
                     offset: pos as u64,
                     error,
                     bytes_cut: len - pos as u64,
-                })?;
+                });
                 if self.repair {
                     self.storage
                         .truncate(&name, pos as u64)
-                        .map_err(self.io(format!("cutting the torn tail of {name}")))?;
+                        .map_err(Self::io(format!("cutting the torn tail of {name}")))?;
                 }
                 return Ok(());
             }
@@ -380,13 +380,12 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn tail(&mut self, damage: Damage) -> Result<(), RepoError> {
+    fn tail(&mut self, damage: Damage) {
         tracing::warn!(damage = %damage, "cutting the torn tail of the WAL");
         self.out
             .report
             .damage
             .push(DamageReport { damage, tail: true });
-        Ok(())
     }
 }
 

@@ -529,6 +529,21 @@ impl Engine {
                 })
                 .map(|(_, c)| c.clone());
             if let Some(c) = successor {
+                // The repository must see the move too, or a crash after the
+                // reload would bring these back to the removed connection
+                // (kept aside as orphaned instead of flowing on).
+                if let Some(j) = &self.journal {
+                    let changes = queued
+                        .iter()
+                        .map(|flowfile| Change::Put {
+                            flowfile,
+                            connection: c.id(),
+                        })
+                        .collect();
+                    if let Err(e) = j.commit(changes).await {
+                        tracing::warn!(error = %e, connection = %c.id(), "recording moved FlowFiles failed; after a crash they come back as orphaned");
+                    }
+                }
                 c.push_batch(queued);
                 summary.flowfiles_moved += n;
             } else {

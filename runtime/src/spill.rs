@@ -275,7 +275,7 @@ impl Spill {
             match decode_swap_file(&f.path, &mut stored) {
                 Ok(ffs) => out.extend(ffs),
                 Err(e) => {
-                    tracing::warn!(path = %f.path.display(), error = %e, "cannot read a swap file")
+                    tracing::warn!(path = %f.path.display(), error = %e, "cannot read a swap file");
                 }
             }
         }
