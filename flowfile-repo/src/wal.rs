@@ -152,7 +152,19 @@ impl Wal {
         };
         let thread = std::thread::Builder::new()
             .name("sluice-wal".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                let shared = writer.shared.clone();
+                let fatal_policy = writer.fatal;
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run())).is_err()
+                {
+                    // A bug, not an I/O error; still never carry on silently.
+                    let e = RepoError::Stopped("the WAL writer panicked".into());
+                    fatal(fatal_policy, &e);
+                    shared
+                        .progress
+                        .send_modify(|p| p.failed = Some(e.to_string().into()));
+                }
+            })
             .map_err(|e| RepoError::io("starting the WAL writer thread", e))?;
         Ok(Self {
             shared,
