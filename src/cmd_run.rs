@@ -30,6 +30,19 @@ pub struct RunArgs {
     /// Stop by itself after this long (e.g. `30s`).
     #[arg(long)]
     duration: Option<String>,
+    /// Address of the web flow visualizer and HTTP API (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    ui: std::net::SocketAddr,
+    /// Do not serve the visualizer and API.
+    #[arg(long)]
+    no_ui: bool,
+    /// Bearer token for API calls that change state (default: generated and
+    /// printed at start). Also read from SLUICE_UI_TOKEN.
+    #[arg(long, env = "SLUICE_UI_TOKEN", hide_env_values = true)]
+    ui_token: Option<String>,
+    /// Require the token for read-only API endpoints too.
+    #[arg(long)]
+    ui_closed_reads: bool,
     /// How long in-flight work may take to finish at shutdown.
     #[arg(long, default_value = "10s")]
     grace: String,
@@ -85,6 +98,30 @@ pub fn run(args: RunArgs, registry: &Registry) -> Result<ExitCode> {
             .await
             .context("starting the flow")?;
         tracing::info!(flow = %name, "flow started");
+        if !args.no_ui {
+            let config = sluice_ui::UiConfig {
+                address: args.ui,
+                token: args.ui_token.clone(),
+                open_reads: !args.ui_closed_reads,
+            };
+            let token = engine.shutdown_token().clone();
+            match sluice_ui::serve(
+                engine.clone(),
+                config,
+                async move { token.cancelled().await },
+            )
+            .await
+            {
+                Ok(addr) => eprintln!("web UI and API on http://{addr}/"),
+                Err(e) => {
+                    engine.shutdown(grace).await;
+                    return Err(anyhow::anyhow!(
+                        "starting the web UI on {}: {e} (use --ui ADDR or --no-ui)",
+                        args.ui
+                    ));
+                }
+            }
+        }
         let started = Instant::now();
         if args.watch {
             tokio::spawn(watch(

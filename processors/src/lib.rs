@@ -8,13 +8,34 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod outbound;
+mod attributes_to_json;
+mod format_template;
+mod generate_flowfile;
+mod listen_http;
+mod log_attribute;
+mod name_pattern;
+mod put_file;
+mod route_on_attribute;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
 #[must_use]
 pub fn registry() -> Registry {
     Registry::new(vec![
+        Arc::new(generate_flowfile::GenerateFlowFileType),
+        Arc::new(listen_http::ListenHttpType),
         Arc::new(update_attribute::UpdateAttributeType),
+        Arc::new(outbound::put_http::PutHttpType),
+        Arc::new(outbound::put_slack::PutSlackType),
+        Arc::new(outbound::put_ftp::PutFtpType),
+        Arc::new(outbound::put_s3_object::PutS3ObjectType),
+        Arc::new(outbound::put_email::PutEmailType),
+        Arc::new(route_on_attribute::RouteOnAttributeType),
+        Arc::new(attributes_to_json::AttributesToJsonType),
+        Arc::new(format_template::FormatTemplateType),
+        Arc::new(put_file::PutFileType),
+        Arc::new(log_attribute::LogAttributeType),
     ])
 }
 

@@ -56,7 +56,11 @@ impl ProcessorType for UpdateAttributeType {
     fn relationships(&self, _: &Properties) -> Vec<RelationshipDef> {
         vec![RelationshipDef::new(SUCCESS, "Every FlowFile, updated.")]
     }
-    fn build(&self, props: &Properties, _: &BuildContext) -> Result<Box<dyn Processor>, BuildError> {
+    fn build(
+        &self,
+        props: &Properties,
+        _: &BuildContext,
+    ) -> Result<Box<dyn Processor>, BuildError> {
         let mut set = Vec::new();
         for (name, src) in props.map("set")? {
             let t = Template::compile(&src, Escape::None)
@@ -121,7 +125,8 @@ mod tests {
     async fn sets_from_original_attributes_and_deletes() {
         let yaml = "set:\n  a: \"{{b}}-x\"\n  b: new\ndelete: [gone]\n";
         let props = crate::test_props(&UpdateAttributeType, yaml);
-        let r = TestRunner::with_properties(&UpdateAttributeType, props, Default::default()).unwrap();
+        let r =
+            TestRunner::with_properties(&UpdateAttributeType, props, Default::default()).unwrap();
         r.enqueue("body", &[("b", "old"), ("gone", "1")]);
         r.run_once().await.unwrap();
         let out = r.take(SUCCESS);

@@ -105,7 +105,7 @@ impl Node {
     /// Whether it is scheduled (not stopped by an operator).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::Relaxed)
+        self.running.load(Ordering::SeqCst)
     }
 }
 
@@ -784,7 +784,7 @@ impl Engine {
     pub fn set_running(&self, id: &str, running: bool) -> bool {
         match self.node(id) {
             Some(n) => {
-                n.running.store(running, Ordering::Relaxed);
+                n.running.store(running, Ordering::SeqCst);
                 n.ctx.wake();
                 n.ctx.bulletin(
                     Level::Info,
@@ -972,15 +972,21 @@ async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
         next_run = now + run_ms.max(if sched.trigger_when_empty { 10 } else { 0 });
         // Shared with other triggers; exclusive only while a reload swaps
         // connections. Read the connections again under it.
+        let stats = &ctx.stats;
+        // Count the task active before the last running check: once an
+        // operator stopped the processor and sees no active task, no trigger
+        // can start any more. The count drops only after commit or rollback.
+        stats.active_tasks.fetch_add(1, Ordering::SeqCst);
+        if !node.is_running() || node.cancel.is_cancelled() {
+            stats.active_tasks.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         let gate_guard = gate.read().await;
         let io = node.io.read().clone();
         let mut session = ProcessSession::new(io);
-        let stats = &ctx.stats;
-        stats.active_tasks.fetch_add(1, Ordering::Relaxed);
         let result = AssertUnwindSafe(node.processor.on_trigger(&ctx, &mut session))
             .catch_unwind()
             .await;
-        stats.active_tasks.fetch_sub(1, Ordering::Relaxed);
         stats.invocations.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
             Ok(Ok(())) => {
@@ -1009,6 +1015,7 @@ async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
         let did_work = session.did_work();
         drop(session);
         drop(gate_guard);
+        stats.active_tasks.fetch_sub(1, Ordering::SeqCst);
         if let Some(e) = failure {
             stats.errors.fetch_add(1, Ordering::Relaxed);
             ctx.bulletin(Level::Error, e.message.clone());
