@@ -60,6 +60,8 @@ pub struct ProcessSession {
     io: Arc<NodeIo>,
     taken: Vec<(usize, FlowFile)>,
     open: HashSet<u64>,
+    requeued: HashSet<u64>,
+    requeue_penalized: HashSet<u64>,
     transfers: Vec<(usize, FlowFile)>,
     removed: Vec<FlowFile>,
     events: Vec<ProvenanceEvent>,
@@ -77,6 +79,8 @@ impl ProcessSession {
             io,
             taken: Vec::new(),
             open: HashSet::new(),
+            requeued: HashSet::new(),
+            requeue_penalized: HashSet::new(),
             transfers: Vec::new(),
             removed: Vec::new(),
             events: Vec::new(),
@@ -294,6 +298,28 @@ impl ProcessSession {
         self.removed.push(ff);
     }
 
+    /// Gives `ff` (taken from an input in this session) back to the front of
+    /// the queue it came from when the session commits, as it was taken
+    /// (changes made since are discarded), penalised if asked. It counts as
+    /// neither processed nor transferred. This is how a processor leaves the
+    /// FlowFiles it cannot handle yet (a rate limit, a bin that is not
+    /// complete, a remote side that said "later") while committing the rest.
+    /// A rollback returns it like every other input.
+    pub fn requeue(&mut self, ff: FlowFile, penalize: bool) {
+        let known = self.taken.iter().any(|(_, t)| t.id == ff.id);
+        if !known || !self.open.remove(&ff.id) {
+            self.problems.push(format!(
+                "FlowFile {} requeued but it was not taken from an input in this session",
+                ff.id
+            ));
+            return;
+        }
+        self.requeued.insert(ff.id);
+        if penalize {
+            self.requeue_penalized.insert(ff.id);
+        }
+    }
+
     /// Commits: see the module docs. On error the session is rolled back.
     ///
     /// # Errors
@@ -399,6 +425,7 @@ impl ProcessSession {
         for (slot, batch) in batches.into_iter().enumerate() {
             targets[slot].push_batch(batch);
         }
+        self.give_back_requeued();
         let (in_n, in_bytes) = self
             .taken
             .iter()
@@ -418,6 +445,31 @@ impl ProcessSession {
         self.removed.clear();
         self.created = 0;
         Ok(())
+    }
+
+    /// At commit: FlowFiles passed to [`Self::requeue`] go back to the front
+    /// of their inputs in the order they were taken.
+    fn give_back_requeued(&mut self) {
+        if self.requeued.is_empty() {
+            return;
+        }
+        let until = now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0);
+        let mut per_input: Vec<Vec<FlowFile>> = vec![Vec::new(); self.io.inputs.len()];
+        let taken = std::mem::take(&mut self.taken);
+        for (idx, mut ff) in taken {
+            if self.requeued.remove(&ff.id) {
+                if self.requeue_penalized.contains(&ff.id) {
+                    ff.penalized_until = until;
+                }
+                per_input[idx].push(ff);
+            } else {
+                self.taken.push((idx, ff));
+            }
+        }
+        self.requeue_penalized.clear();
+        for (idx, ffs) in per_input.into_iter().enumerate() {
+            self.io.inputs[idx].requeue_front(ffs);
+        }
     }
 
     fn restore_after_failed_commit(&mut self, _batches: Vec<Vec<FlowFile>>, _t: Vec<FlowFile>) {
@@ -447,6 +499,8 @@ impl ProcessSession {
             self.io.inputs[idx].requeue_front(ffs);
         }
         self.open.clear();
+        self.requeued.clear();
+        self.requeue_penalized.clear();
         self.transfers.clear();
         self.removed.clear();
         self.events.clear();
@@ -463,5 +517,108 @@ impl Drop for ProcessSession {
         if !self.taken.is_empty() {
             self.rollback(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::ConnectionSettings;
+    use tokio::sync::Notify;
+
+    fn io() -> (Arc<NodeIo>, Arc<Connection>, Arc<Connection>) {
+        let n = Arc::new(Notify::new());
+        let input = Arc::new(Connection::new(
+            "in",
+            ConnectionSettings::default(),
+            n.clone(),
+            n.clone(),
+            None,
+        ));
+        let out = Arc::new(Connection::new(
+            "out",
+            ConnectionSettings::default(),
+            n.clone(),
+            n,
+            None,
+        ));
+        let io = Arc::new(NodeIo {
+            id: "p".into(),
+            inputs: vec![input.clone()],
+            outputs: vec![Output {
+                relationship: "success".into(),
+                connections: vec![out.clone()],
+            }],
+            stats: Arc::default(),
+            journal: None,
+            provenance: Arc::new(ProvenanceRepository::new(10)),
+            penalty: Duration::from_secs(60),
+            taps: Vec::new(),
+        });
+        (io, input, out)
+    }
+
+    fn named(name: &str) -> FlowFile {
+        let mut ff = FlowFile::new();
+        ff.attributes.insert("n", name);
+        ff
+    }
+
+    fn names(c: &Connection) -> Vec<String> {
+        let mut v = Vec::new();
+        c.poll_batch(usize::MAX, &mut v);
+        v.iter()
+            .map(|f| f.attr("n").unwrap_or("").to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn requeued_flowfiles_go_back_in_order_unchanged_and_the_rest_commits() {
+        let (io, input, out) = io();
+        input.push_batch(["a", "b", "c", "d"].into_iter().map(named).collect());
+        let mut s = ProcessSession::new(io.clone());
+        let mut batch = s.get_batch(10);
+        let d = batch.pop().unwrap();
+        let mut c = batch.pop().unwrap();
+        c.attributes.insert("n", "changed");
+        let b = batch.pop().unwrap();
+        let a = batch.pop().unwrap();
+        s.requeue(d, false);
+        s.requeue(c, false);
+        s.transfer(b, "success");
+        s.transfer(a, "success");
+        s.commit().await.unwrap();
+        assert_eq!(names(&out), ["b", "a"]);
+        assert_eq!(names(&input), ["c", "d"], "back at the front, as taken");
+        assert_eq!(
+            io.stats
+                .flowfiles_in
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn requeue_with_penalty_holds_the_flowfile_back() {
+        let (io, input, _) = io();
+        input.push_batch(vec![named("a")]);
+        let mut s = ProcessSession::new(io);
+        let a = s.get().unwrap();
+        s.requeue(a, true);
+        s.commit().await.unwrap();
+        assert_eq!(input.queued_count(), 1);
+        assert!(
+            !input.has_available(),
+            "penalised for the processor's penalty"
+        );
+    }
+
+    #[tokio::test]
+    async fn requeue_of_a_created_flowfile_fails_the_commit() {
+        let (io, _, _) = io();
+        let mut s = ProcessSession::new(io);
+        let ff = s.create();
+        s.requeue(ff, false);
+        assert!(s.commit().await.is_err());
     }
 }
