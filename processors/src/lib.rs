@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod control_rate;
+mod detect_duplicate;
+mod merge_content;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
@@ -15,6 +18,9 @@ mod update_attribute;
 pub fn registry() -> Registry {
     Registry::new(vec![
         Arc::new(update_attribute::UpdateAttributeType),
+        Arc::new(control_rate::ControlRateType),
+        Arc::new(detect_duplicate::DetectDuplicateType),
+        Arc::new(merge_content::MergeContentType),
     ])
 }
 
