@@ -8,9 +8,12 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod consume_kafka;
 mod control_rate;
 mod detect_duplicate;
+mod kafka_client;
 mod merge_content;
+mod publish_kafka;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
@@ -21,6 +24,8 @@ pub fn registry() -> Registry {
         Arc::new(control_rate::ControlRateType),
         Arc::new(detect_duplicate::DetectDuplicateType),
         Arc::new(merge_content::MergeContentType),
+        Arc::new(publish_kafka::PublishKafkaType),
+        Arc::new(consume_kafka::ConsumeKafkaType),
     ])
 }
 
