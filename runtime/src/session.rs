@@ -349,12 +349,14 @@ impl ProcessSession {
         let mut targets: Vec<&Arc<Connection>> = Vec::new();
         let mut terminated: Vec<FlowFile> = Vec::new();
         let (mut out_n, mut out_bytes) = (0u64, 0u64);
+        // Taps see a FlowFile only once its commit is durable.
+        let mut tapped: Vec<(&Tap, FlowFile)> = Vec::new();
         let transfers = std::mem::take(&mut self.transfers);
         for (oi, ff) in transfers {
             let out = &io.outputs[oi];
             for (rel, tap) in &io.taps {
                 if *rel == out.relationship {
-                    tap.lock().push(ff.clone());
+                    tapped.push((tap, ff.clone()));
                 }
             }
             if out.connections.is_empty() {
@@ -424,6 +426,9 @@ impl ProcessSession {
         }
         for (slot, batch) in batches.into_iter().enumerate() {
             targets[slot].push_batch(batch);
+        }
+        for (tap, ff) in tapped {
+            tap.lock().push(ff);
         }
         self.give_back_requeued();
         let (in_n, in_bytes) = self
