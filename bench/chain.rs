@@ -64,14 +64,23 @@ connections:
 
 async fn sluice_run(n: usize) -> Duration {
     let registry = sluice_processors::registry();
-    let spec = parse_flow(&flow(n), std::path::Path::new("bench.yaml"), &registry, &|_| None)
-        .unwrap_or_else(|e| panic!("bench flow invalid:\n{e}"));
+    let spec = parse_flow(
+        &flow(n),
+        std::path::Path::new("bench.yaml"),
+        &registry,
+        &|_| None,
+    )
+    .unwrap_or_else(|e| panic!("bench flow invalid:\n{e}"));
     let start = Instant::now();
     let engine = Engine::start(spec, EngineOptions::default())
         .await
         .expect("engine starts");
     let sink = engine.node("sink").expect("sink").context().stats().clone();
-    while sink.flowfiles_dropped.load(std::sync::atomic::Ordering::Relaxed) < n as u64 {
+    while sink
+        .flowfiles_dropped
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < n as u64
+    {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let took = start.elapsed();
@@ -86,8 +95,11 @@ struct Msg {
 
 async fn peer_run(n: usize) -> Duration {
     let tpl = Arc::new(
-        Template::compile("{{#if (lte (num severity) 3)}}danger{{else}}good{{/if}}", Escape::None)
-            .expect("template"),
+        Template::compile(
+            "{{#if (lte (num severity) 3)}}danger{{else}}good{{/if}}",
+            Escape::None,
+        )
+        .expect("template"),
     );
     let pred = Arc::new(Predicate::compile(r#"attr["colour"] == "danger""#).expect("predicate"));
     let cap = 10;
@@ -105,7 +117,10 @@ async fn peer_run(n: usize) -> Duration {
                 let mut attrs = Attributes::new();
                 attrs.insert("host", format!("web-{seq}"));
                 attrs.insert("severity", seq.to_string());
-                batch.push(Msg { attrs, content: content.clone() });
+                batch.push(Msg {
+                    attrs,
+                    content: content.clone(),
+                });
                 seq += 1;
             }
             if tx1.send(batch).await.is_err() {
@@ -130,7 +145,8 @@ async fn peer_run(n: usize) -> Duration {
         while let Some(mut batch) = rx2.recv().await {
             for m in &mut batch {
                 let urgent = pred.eval(&m.attrs).unwrap_or(false);
-                m.attrs.insert("route", if urgent { "urgent" } else { "unmatched" });
+                m.attrs
+                    .insert("route", if urgent { "urgent" } else { "unmatched" });
             }
             if tx3.send(batch).await.is_err() {
                 return;
@@ -181,7 +197,7 @@ fn main() {
     let best = |v: &[f64]| v.iter().copied().fold(0.0_f64, f64::max);
     let (sb, pb) = (best(&s), best(&p));
     println!("chain of 5 processors, {n} FlowFiles, best of 3:");
-    println!("  sluice engine : {:>10.0} FlowFiles/s", sb);
-    println!("  bare channels : {:>10.0} messages/s (same per-message work)", pb);
+    println!("  sluice engine : {sb:>10.0} FlowFiles/s");
+    println!("  bare channels : {pb:>10.0} messages/s (same per-message work)");
     println!("  ratio sluice/bare = {:.2}", sb / pb);
 }

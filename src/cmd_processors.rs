@@ -54,7 +54,7 @@ pub fn list(name: Option<&str>, registry: &Registry) -> Result<ExitCode> {
         println!("      {}", d.description);
     }
     println!("\nRelationships:");
-    let props = Properties::new(Default::default(), t.properties());
+    let props = Properties::new(std::collections::BTreeMap::default(), t.properties());
     for r in t.relationships(&props) {
         println!("  {:<12} {}", r.name, r.description);
     }

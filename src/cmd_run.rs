@@ -101,7 +101,7 @@ async fn watch(
         last = now;
         match crate::flows::load_with_builtins(&paths, &builtins, &registry) {
             Err(e) => {
-                tracing::error!(error = %e, "flow change refused; the running flow is unchanged")
+                tracing::error!(error = %e, "flow change refused; the running flow is unchanged");
             }
             Ok(spec) => match engine.reload(spec).await {
                 Ok(s) if s.is_empty() => tracing::info!("flow files changed; nothing to apply"),
@@ -116,7 +116,7 @@ async fn watch(
                     "flow reloaded"
                 ),
                 Err(e) => {
-                    tracing::error!(error = %e, "flow change refused; the running flow is unchanged")
+                    tracing::error!(error = %e, "flow change refused; the running flow is unchanged");
                 }
             },
         }
@@ -156,7 +156,7 @@ async fn wait_for_stop(
     let mut last = engine.status();
     let mut last_at = Instant::now();
     let tick_every = if status_every.is_zero() {
-        Duration::from_secs(3600)
+        Duration::from_hours(1)
     } else {
         status_every
     };

@@ -90,6 +90,7 @@ fn combine(mut specs: Vec<FlowSpec>) -> Result<FlowSpec> {
 }
 
 /// `sluice validate`.
+#[allow(clippy::unnecessary_wraps)] // every command returns Result
 pub fn validate(paths: &[PathBuf], registry: &Registry) -> Result<ExitCode> {
     let mut ok = true;
     for p in paths {

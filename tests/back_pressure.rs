@@ -7,6 +7,8 @@
 //! the assertions see every FlowFile; the engine, sessions and connections
 //! are the real ones.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -421,10 +421,10 @@ impl Connection {
     fn best_lane(q: &Queue) -> Option<usize> {
         let mut best: Option<(usize, (&Rank, u64))> = None;
         for (i, lane) in q.lanes.iter().enumerate() {
-            if let Some(k) = lane.head_key() {
-                if best.as_ref().is_none_or(|(_, b)| k < *b) {
-                    best = Some((i, k));
-                }
+            if let Some(k) = lane.head_key()
+                && best.as_ref().is_none_or(|(_, b)| k < *b)
+            {
+                best = Some((i, k));
             }
         }
         best.map(|(i, _)| i)
@@ -800,7 +800,10 @@ mod tests {
             ff(&[("priority", "10")], "10"),
             ff(&[("priority", "2")], "2"),
         ]);
-        let got: Vec<u64> = poll_all(&c).iter().map(|f| f.size()).collect();
+        let got: Vec<u64> = poll_all(&c)
+            .iter()
+            .map(super::super::flowfile::FlowFile::size)
+            .collect();
         assert_eq!(got, vec![1, 2, 1, 4]);
     }
 

@@ -102,7 +102,7 @@ impl Node {
     /// Whether it is scheduled (not stopped by an operator).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::Relaxed)
+        self.running.load(Ordering::SeqCst)
     }
 }
 
@@ -515,20 +515,17 @@ impl Engine {
                     })
                 })
                 .map(|(_, c)| c.clone());
-            match successor {
-                Some(c) => {
-                    c.push_batch(queued);
-                    summary.flowfiles_moved += n;
-                }
-                None => {
-                    tracing::warn!(connection = %o.id, count = n, "connection removed with FlowFiles queued; kept aside as orphaned");
-                    self.orphaned
-                        .lock()
-                        .entry(o.id.clone())
-                        .or_default()
-                        .extend(queued);
-                    summary.flowfiles_orphaned += n;
-                }
+            if let Some(c) = successor {
+                c.push_batch(queued);
+                summary.flowfiles_moved += n;
+            } else {
+                tracing::warn!(connection = %o.id, count = n, "connection removed with FlowFiles queued; kept aside as orphaned");
+                self.orphaned
+                    .lock()
+                    .entry(o.id.clone())
+                    .or_default()
+                    .extend(queued);
+                summary.flowfiles_orphaned += n;
             }
         }
         // Recovered FlowFiles go back where they were.
@@ -537,12 +534,11 @@ impl Engine {
             by_conn.entry(cid).or_default().push(ff);
         }
         for (cid, ffs) in by_conn {
-            match connections.iter().find(|(s, _)| s.id == cid) {
-                Some((_, conn)) => conn.push_batch(ffs),
-                None => {
-                    tracing::warn!(connection = %cid, count = ffs.len(), "recovered FlowFiles belong to a connection that is no longer in the flow; kept aside");
-                    self.orphaned.lock().entry(cid).or_default().extend(ffs);
-                }
+            if let Some((_, conn)) = connections.iter().find(|(s, _)| s.id == cid) {
+                conn.push_batch(ffs)
+            } else {
+                tracing::warn!(connection = %cid, count = ffs.len(), "recovered FlowFiles belong to a connection that is no longer in the flow; kept aside");
+                self.orphaned.lock().entry(cid).or_default().extend(ffs);
             }
         }
         // 3. Nodes: kept ones get their new connections; new ones are created.
@@ -759,7 +755,7 @@ impl Engine {
     pub fn set_running(&self, id: &str, running: bool) -> bool {
         match self.node(id) {
             Some(n) => {
-                n.running.store(running, Ordering::Relaxed);
+                n.running.store(running, Ordering::SeqCst);
                 n.ctx.wake();
                 n.ctx.bulletin(
                     Level::Info,
@@ -945,15 +941,21 @@ async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
         next_run = now + run_ms.max(if sched.trigger_when_empty { 10 } else { 0 });
         // Shared with other triggers; exclusive only while a reload swaps
         // connections. Read the connections again under it.
+        let stats = &ctx.stats;
+        // Count the task active before the last running check: once an
+        // operator stopped the processor and sees no active task, no trigger
+        // can start any more. The count drops only after commit or rollback.
+        stats.active_tasks.fetch_add(1, Ordering::SeqCst);
+        if !node.is_running() || node.cancel.is_cancelled() {
+            stats.active_tasks.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         let gate_guard = gate.read().await;
         let io = node.io.read().clone();
         let mut session = ProcessSession::new(io);
-        let stats = &ctx.stats;
-        stats.active_tasks.fetch_add(1, Ordering::Relaxed);
         let result = AssertUnwindSafe(node.processor.on_trigger(&ctx, &mut session))
             .catch_unwind()
             .await;
-        stats.active_tasks.fetch_sub(1, Ordering::Relaxed);
         stats.invocations.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
             Ok(Ok(())) => {
@@ -982,6 +984,7 @@ async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
         let did_work = session.did_work();
         drop(session);
         drop(gate_guard);
+        stats.active_tasks.fetch_sub(1, Ordering::SeqCst);
         if let Some(e) = failure {
             stats.errors.fetch_add(1, Ordering::Relaxed);
             ctx.bulletin(Level::Error, e.message.clone());

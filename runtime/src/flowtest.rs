@@ -375,7 +375,7 @@ async fn run_case(spec: &FlowSpec, case: &Case, path: &Path) -> Result<Vec<Strin
         } else if let Some((p, r)) = e.at.rsplit_once('.') {
             match spec.processor(p) {
                 Some(ps) if ps.relationships.iter().any(|x| x.name == r) => {
-                    t.extend(engine.tap(p, r))
+                    t.extend(engine.tap(p, r));
                 }
                 _ => {
                     engine.shutdown(Duration::from_secs(1)).await;
@@ -394,21 +394,19 @@ async fn run_case(spec: &FlowSpec, case: &Case, path: &Path) -> Result<Vec<Strin
         }
         taps.push((i, t));
     }
-    match &direct_input {
-        Some(id) => match engine.connections().into_iter().find(|(s, _)| &s.to == id) {
-            Some((_, c)) => c.push_batch(inputs),
-            None => {
-                engine.shutdown(Duration::from_secs(1)).await;
-                return Err(bad(format!(
-                    "processor `{id}` has no input connection to inject into"
-                )));
-            }
-        },
-        None => {
-            injector.lock().extend(inputs);
-            if let Some(n) = engine.node(&case.inject.at) {
-                n.context().wake();
-            }
+    if let Some(id) = &direct_input {
+        if let Some((_, c)) = engine.connections().into_iter().find(|(s, _)| &s.to == id) {
+            c.push_batch(inputs)
+        } else {
+            engine.shutdown(Duration::from_secs(1)).await;
+            return Err(bad(format!(
+                "processor `{id}` has no input connection to inject into"
+            )));
+        }
+    } else {
+        injector.lock().extend(inputs);
+        if let Some(n) = engine.node(&case.inject.at) {
+            n.context().wake();
         }
     }
     let timeout = case
@@ -453,14 +451,14 @@ fn text(ff: &FlowFile) -> String {
 }
 
 fn compare(e: &Expect, got: &[FlowFile], diffs: &mut Vec<String>) {
-    if let Some(n) = e.count {
-        if got.len() != n {
-            diffs.push(format!(
-                "at {}: expected {n} FlowFile(s), got {}",
-                e.at,
-                got.len()
-            ));
-        }
+    if let Some(n) = e.count
+        && got.len() != n
+    {
+        diffs.push(format!(
+            "at {}: expected {n} FlowFile(s), got {}",
+            e.at,
+            got.len()
+        ));
     }
     for (i, want) in e.flowfiles.iter().enumerate() {
         let Some(ff) = got.get(i) else {
@@ -489,12 +487,12 @@ fn compare(e: &Expect, got: &[FlowFile], diffs: &mut Vec<String>) {
             }
         }
         let body = text(ff);
-        if let Some(c) = &want.content {
-            if &body != c {
-                diffs.push(format!(
-                    "{here}: content\n         - expected: {c:?}\n         + actual:   {body:?}"
-                ));
-            }
+        if let Some(c) = &want.content
+            && &body != c
+        {
+            diffs.push(format!(
+                "{here}: content\n         - expected: {c:?}\n         + actual:   {body:?}"
+            ));
         }
         for needle in &want.content_contains {
             if !body.contains(needle.as_str()) {

@@ -10,6 +10,7 @@
 //! a panicking processor moves nothing half-way.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -273,15 +274,14 @@ impl ProcessSession {
             ));
             return;
         }
-        match self.io.outputs.iter().position(|o| o.relationship == rel) {
-            Some(i) => self.transfers.push((i, ff)),
-            None => {
-                self.problems.push(format!(
-                    "no relationship `{rel}` on processor `{}`",
-                    self.io.id
-                ));
-                self.open.insert(ff.id);
-            }
+        if let Some(i) = self.io.outputs.iter().position(|o| o.relationship == rel) {
+            self.transfers.push((i, ff))
+        } else {
+            self.problems.push(format!(
+                "no relationship `{rel}` on processor `{}`",
+                self.io.id
+            ));
+            self.open.insert(ff.id);
         }
     }
 
@@ -337,9 +337,10 @@ impl ProcessSession {
                 }
                 let mut ids: Vec<_> = self.open.iter().copied().collect();
                 ids.sort_unstable();
-                msg.push_str(&format!(
+                let _ = write!(
+                    msg,
                     "FlowFiles {ids:?} were neither transferred nor removed"
-                ));
+                );
             }
             self.rollback(false);
             return Err(ProcessError::new(format!("session not committed: {msg}")));
@@ -385,13 +386,12 @@ impl ProcessSession {
                 let Some(copy) = copy else { continue };
                 out_n += 1;
                 out_bytes += copy.size();
-                let slot = match targets.iter().position(|t| Arc::ptr_eq(t, conn)) {
-                    Some(s) => s,
-                    None => {
-                        targets.push(conn);
-                        batches.push(Vec::new());
-                        targets.len() - 1
-                    }
+                let slot = if let Some(s) = targets.iter().position(|t| Arc::ptr_eq(t, conn)) {
+                    s
+                } else {
+                    targets.push(conn);
+                    batches.push(Vec::new());
+                    targets.len() - 1
                 };
                 batches[slot].push(copy);
             }

@@ -245,23 +245,20 @@ impl Ctx<'_> {
     }
 
     fn scalar(&mut self, n: &Node, what: &str) -> Option<Scalar> {
-        match n.scalar_text() {
-            Some(raw) => {
-                let value = self.substitute(&raw, n.pos);
-                Some(Scalar {
-                    value,
-                    raw,
-                    pos: n.pos,
-                })
-            }
-            None => {
-                self.err(
-                    n.pos,
-                    format!("{what} must be a single value, found {}", n.kind_name()),
-                    None,
-                );
-                None
-            }
+        if let Some(raw) = n.scalar_text() {
+            let value = self.substitute(&raw, n.pos);
+            Some(Scalar {
+                value,
+                raw,
+                pos: n.pos,
+            })
+        } else {
+            self.err(
+                n.pos,
+                format!("{what} must be a single value, found {}", n.kind_name()),
+                None,
+            );
+            None
         }
     }
 
@@ -521,29 +518,26 @@ fn properties(
             let Some(name) = k.scalar_text() else {
                 continue;
             };
-            match descs.iter().find(|d| d.name == name) {
-                Some(d) => {
-                    if let Some(pv) = property_value(ctx, d, v) {
-                        values.insert(name, pv);
-                    }
+            if let Some(d) = descs.iter().find(|d| d.name == name) {
+                if let Some(pv) = property_value(ctx, d, v) {
+                    values.insert(name, pv);
                 }
-                None => {
-                    let hint = suggest(&name, descs.iter().map(|d| d.name)).map_or_else(
-                        || {
-                            Some(format!(
-                                "{} properties: {}",
-                                kind.name(),
-                                descs.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
-                            ))
-                        },
-                        |s| Some(format!("did you mean `{s}`?")),
-                    );
-                    ctx.err(
-                        k.pos,
-                        format!("unknown property `{name}` for {}", kind.name()),
-                        hint,
-                    );
-                }
+            } else {
+                let hint = suggest(&name, descs.iter().map(|d| d.name)).map_or_else(
+                    || {
+                        Some(format!(
+                            "{} properties: {}",
+                            kind.name(),
+                            descs.iter().map(|d| d.name).collect::<Vec<_>>().join(", ")
+                        ))
+                    },
+                    |s| Some(format!("did you mean `{s}`?")),
+                );
+                ctx.err(
+                    k.pos,
+                    format!("unknown property `{name}` for {}", kind.name()),
+                    hint,
+                );
             }
         }
     }
@@ -621,8 +615,7 @@ pub fn parse_flow(
     };
     let mut name = path
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "flow".into());
+        .map_or_else(|| "flow".into(), |s| s.to_string_lossy().into_owned());
     let mut description = String::new();
     let mut defaults_sched = Scheduling::default();
     let mut defaults_conn = ConnectionSettings::default();
@@ -698,15 +691,14 @@ pub fn parse_flow(
                             let Some(t) = ctx.string(pv, "type") else {
                                 continue;
                             };
-                            match registry.get(&t) {
-                                Some(kind) => rp.kind = Some(kind.clone()),
-                                None => {
-                                    let hint = registry.suggest(&t).map_or_else(
-                                        || Some("`sluice processors` lists the known types".into()),
-                                        |s| Some(format!("did you mean `{s}`?")),
-                                    );
-                                    ctx.err(pv.pos, format!("unknown processor type `{t}`"), hint);
-                                }
+                            if let Some(kind) = registry.get(&t) {
+                                rp.kind = Some(kind.clone())
+                            } else {
+                                let hint = registry.suggest(&t).map_or_else(
+                                    || Some("`sluice processors` lists the known types".into()),
+                                    |s| Some(format!("did you mean `{s}`?")),
+                                );
+                                ctx.err(pv.pos, format!("unknown processor type `{t}`"), hint);
                             }
                         }
                         Some("properties") => rp.props_node = Some(pv),
@@ -924,15 +916,15 @@ pub fn parse_flow(
                     }
                 }
             }
-            if let Some(tp) = processors.iter().find(|p| p.id == to) {
-                if tp.kind.input() == InputRequirement::Forbidden {
-                    ok = false;
-                    ctx.err(
-                        to_pos,
-                        format!("`{to}` ({}) is a source and takes no input", tp.kind.name()),
-                        None,
-                    );
-                }
+            if let Some(tp) = processors.iter().find(|p| p.id == to)
+                && tp.kind.input() == InputRequirement::Forbidden
+            {
+                ok = false;
+                ctx.err(
+                    to_pos,
+                    format!("`{to}` ({}) is a source and takes no input", tp.kind.name()),
+                    None,
+                );
             }
             let rel_names: Vec<String> = rels.into_iter().map(|(r, _)| r).collect();
             let id = name.unwrap_or_else(|| format!("{from}.{}->{to}", rel_names.join("+")));

@@ -110,7 +110,7 @@ fn date_helper(
     _: &mut RenderContext<'_, '_>,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+    let value = h.param(0).map_or(Value::Null, |p| p.value().clone());
     let fmt = h
         .param(1)
         .and_then(|p| p.value().as_str().map(str::to_string))

@@ -58,6 +58,7 @@ impl TestRunner {
     ///
     /// # Errors
     /// The properties are invalid or the build fails.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn with_properties(
         kind: &dyn ProcessorType,
         properties: Properties,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -29,6 +30,8 @@ pub struct KafkaBroker {
     pub bootstrap: String,
     pub addr: SocketAddr,
     tansu: PathBuf,
+    /// Numbers the input files of `produce_json`.
+    produced: AtomicU64,
     proc: Proc,
     dir: TempDir,
 }
@@ -57,6 +60,7 @@ impl KafkaBroker {
             bootstrap: addr.to_string(),
             addr,
             tansu,
+            produced: AtomicU64::new(0),
             proc,
             dir,
         };
@@ -121,10 +125,10 @@ impl KafkaBroker {
         partition: i32,
         records: &[serde_json::Value],
     ) -> Result<()> {
-        let input = self
-            .dir
-            .path()
-            .join(format!("produce-{}.json", crate::free_port()));
+        let input = self.dir.path().join(format!(
+            "produce-{}.json",
+            self.produced.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::write(
             &input,
             serde_json::Value::from(records.to_vec()).to_string(),
@@ -187,7 +191,7 @@ impl KafkaBroker {
             .stdin(Stdio::null());
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
-        tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        tokio::time::timeout(Duration::from_mins(1), cmd.output())
             .await
             .with_context(|| format!("tansu {} timed out", args.join(" ")))?
             .with_context(|| format!("running tansu {}", args.join(" ")))

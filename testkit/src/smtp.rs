@@ -177,7 +177,7 @@ impl SmtpServer {
         ["new", "cur"]
             .iter()
             .filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok())
-            .map(|entries| entries.filter_map(|e| e.ok()).count())
+            .map(|entries| entries.filter_map(std::result::Result::ok).count())
             .sum()
     }
 

@@ -1,6 +1,7 @@
 //! Test processors shared by the engine tests: a numbered source and a
 //! recording sink, so assertions can see every FlowFile.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::sync::Arc;
