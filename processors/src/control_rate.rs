@@ -331,6 +331,7 @@ impl Processor for ControlRate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     #[test]
@@ -340,7 +341,7 @@ mod tests {
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&ControlRateType, yaml);
-        TestRunner::with_properties(&ControlRateType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&ControlRateType, props, Scheduling::default()).unwrap()
     }
 
     fn names(ffs: &[sluice_runtime::FlowFile]) -> Vec<String> {

@@ -274,6 +274,7 @@ impl Processor for DetectDuplicate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     #[test]
@@ -283,7 +284,7 @@ mod tests {
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&DetectDuplicateType, yaml);
-        TestRunner::with_properties(&DetectDuplicateType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&DetectDuplicateType, props, Scheduling::default()).unwrap()
     }
 
     fn texts(ffs: &[sluice_runtime::FlowFile]) -> Vec<String> {
@@ -310,12 +311,12 @@ mod tests {
             .unwrap();
         assert!(first > 0 && first <= now_millis());
 
-        tokio::time::advance(Duration::from_secs(9 * 60)).await;
+        tokio::time::advance(Duration::from_mins(9)).await;
         r.enqueue("a4", &[("host", "a")]);
         r.run_once().await.unwrap();
         assert_eq!(texts(&r.take(DUPLICATE)), ["a4"], "still inside the window");
 
-        tokio::time::advance(Duration::from_secs(60)).await;
+        tokio::time::advance(Duration::from_mins(1)).await;
         r.enqueue("a5", &[("host", "a")]);
         r.enqueue("a6", &[("host", "a")]);
         r.run_once().await.unwrap();

@@ -127,17 +127,15 @@ pub fn is_permanent_produce_error(e: &KafkaError) -> bool {
 /// Bytes as an attribute value: the UTF-8 text when it is valid, else hex
 /// (the second value says which).
 pub fn bytes_to_attr(bytes: &[u8]) -> (String, &'static str) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => (s.to_string(), "utf-8"),
-        Err(_) => {
-            use std::fmt::Write as _;
-            let mut s = String::with_capacity(bytes.len() * 2);
-            for b in bytes {
-                let _ = write!(s, "{b:02x}");
-            }
-            (s, "hex")
-        }
+    use std::fmt::Write as _;
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return (s.to_string(), "utf-8");
     }
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    (s, "hex")
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub const SUCCESS: &str = "success";
 pub const FAILURE: &str = "failure";
 
 /// The longest back-off after failed triggers in a row.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_mins(1);
 /// Extra time past `delivery_timeout` before a missing report counts as lost.
 const REPORT_GRACE: Duration = Duration::from_secs(10);
 

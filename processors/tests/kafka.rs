@@ -25,7 +25,7 @@ use sluice_runtime::{
 };
 use sluice_testkit::KafkaBroker;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_mins(1);
 
 // ------------------------------------------------------------------ helpers
 
@@ -81,7 +81,7 @@ impl ProcessorType for NumberedSourceType {
     fn build(&self, p: &Properties, _: &BuildContext) -> Result<Box<dyn Processor>, BuildError> {
         Ok(Box::new(NumberedSource(
             self.0.clone(),
-            p.int("total")? as u64,
+            p.int("total")?.cast_unsigned(),
         )))
     }
     fn example(&self) -> &'static str {
@@ -598,7 +598,7 @@ connections:
     broker.start_again().await.expect("tansu restarts");
     broker.create_topic("outage", 1).await.expect("topic again");
     engine.set_running("publish", true);
-    wait_for("all delivered", Duration::from_secs(120), || {
+    wait_for("all delivered", Duration::from_mins(2), || {
         let n: BTreeSet<String> = tapped(&ok)
             .iter()
             .map(|f| f.attr("n").expect("n").to_string())

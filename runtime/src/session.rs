@@ -305,6 +305,8 @@ impl ProcessSession {
     /// FlowFiles it cannot handle yet (a rate limit, a bin that is not
     /// complete, a remote side that said "later") while committing the rest.
     /// A rollback returns it like every other input.
+    // Takes the FlowFile by value: giving it back means the processor no longer holds it.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn requeue(&mut self, ff: FlowFile, penalize: bool) {
         let known = self.taken.iter().any(|(_, t)| t.id == ff.id);
         if !known || !self.open.remove(&ff.id) {
@@ -557,7 +559,7 @@ mod tests {
             stats: Arc::default(),
             journal: None,
             provenance: Arc::new(ProvenanceRepository::new(10)),
-            penalty: Duration::from_secs(60),
+            penalty: Duration::from_mins(1),
             taps: Vec::new(),
         });
         (io, input, out)
@@ -581,18 +583,18 @@ mod tests {
     async fn requeued_flowfiles_go_back_in_order_unchanged_and_the_rest_commits() {
         let (io, input, out) = io();
         input.push_batch(["a", "b", "c", "d"].into_iter().map(named).collect());
-        let mut s = ProcessSession::new(io.clone());
-        let mut batch = s.get_batch(10);
-        let d = batch.pop().unwrap();
-        let mut c = batch.pop().unwrap();
-        c.attributes.insert("n", "changed");
-        let b = batch.pop().unwrap();
-        let a = batch.pop().unwrap();
-        s.requeue(d, false);
-        s.requeue(c, false);
-        s.transfer(b, "success");
-        s.transfer(a, "success");
-        s.commit().await.unwrap();
+        let mut session = ProcessSession::new(io.clone());
+        let mut batch = session.get_batch(10);
+        let fourth = batch.pop().unwrap();
+        let mut third = batch.pop().unwrap();
+        third.attributes.insert("n", "changed");
+        let second = batch.pop().unwrap();
+        let first = batch.pop().unwrap();
+        session.requeue(fourth, false);
+        session.requeue(third, false);
+        session.transfer(second, "success");
+        session.transfer(first, "success");
+        session.commit().await.unwrap();
         assert_eq!(names(&out), ["b", "a"]);
         assert_eq!(names(&input), ["c", "d"], "back at the front, as taken");
         assert_eq!(
