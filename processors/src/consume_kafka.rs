@@ -364,6 +364,9 @@ async fn pump(
 ) {
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut paused = false;
+    // A broker that is down reports the same error over and over: one
+    // bulletin per distinct error in a row, every one counted.
+    let mut last_error = String::new();
     loop {
         while let Some(r) = pending.pop_front() {
             match tx.try_send(r) {
@@ -396,10 +399,15 @@ async fn pump(
                     let generation = shared.state.lock().generation_of(m.topic(), m.partition());
                     pending.push_back(Record::new(&m, generation));
                     shared.count("kafka.fetched", 1);
+                    last_error.clear();
                 }
                 Err(e) => {
                     shared.count("kafka.errors", 1);
-                    shared.warn(format!("consumer: {e}"));
+                    let text = e.to_string();
+                    if text != last_error {
+                        shared.warn(format!("consumer: {text}"));
+                        last_error = text;
+                    }
                     tokio::select! {
                         () = stop.cancelled() => return,
                         () = tokio::time::sleep(ERROR_PAUSE) => {}
