@@ -53,7 +53,8 @@ connections:
     let flow_path = dir.path().join("flow.yaml");
     std::fs::write(&flow_path, flow).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "--no-ui", "--status-interval", "1s"])
+        .args(["run", "--no-ui", "--status-interval", "1s", "--repository"])
+        .arg(dir.path().join("repo"))
         .arg(&flow_path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -9,14 +9,20 @@ use std::sync::Arc;
 use sluice_runtime::Registry;
 
 mod attributes_to_json;
+mod consume_kafka;
+mod control_rate;
+mod detect_duplicate;
 mod format_template;
 mod generate_flowfile;
+mod kafka_client;
 mod listen_http;
 mod listen_syslog;
 mod log_attribute;
+mod merge_content;
 mod name_pattern;
 mod outbound;
 mod parse_syslog;
+mod publish_kafka;
 mod put_file;
 mod route_on_attribute;
 mod route_on_severity;
@@ -43,6 +49,11 @@ pub fn registry() -> Registry {
         Arc::new(listen_syslog::ListenSyslogType),
         Arc::new(parse_syslog::ParseSyslogType),
         Arc::new(route_on_severity::RouteOnSeverityType),
+        Arc::new(control_rate::ControlRateType),
+        Arc::new(detect_duplicate::DetectDuplicateType),
+        Arc::new(merge_content::MergeContentType),
+        Arc::new(publish_kafka::PublishKafkaType),
+        Arc::new(consume_kafka::ConsumeKafkaType),
     ])
 }
 

@@ -65,6 +65,8 @@ pub struct ProcessSession {
     removed: Vec<FlowFile>,
     events: Vec<ProvenanceEvent>,
     problems: Vec<String>,
+    requeued: HashSet<u64>,
+    requeue_penalized: HashSet<u64>,
     created: u64,
     next_input: usize,
     touched: bool,
@@ -82,6 +84,8 @@ impl ProcessSession {
             removed: Vec::new(),
             events: Vec::new(),
             problems: Vec::new(),
+            requeued: HashSet::new(),
+            requeue_penalized: HashSet::new(),
             created: 0,
             next_input: 0,
             touched: false,
@@ -317,33 +321,50 @@ impl ProcessSession {
     }
 
     /// Gives FlowFiles taken in this session back to the front of the queues
-    /// they came from, as they were taken (their changes discarded), in the
-    /// order given, penalised if asked. A processor uses it for the FlowFiles
-    /// it cannot handle now (disk full, remote down) while the rest of its
-    /// batch commits. FlowFiles created in this session cannot be requeued.
+    /// they came from when the session commits, as they were taken (their
+    /// changes discarded), in the order they were taken, penalised if asked.
+    /// They count as neither processed nor transferred. A processor uses it for
+    /// the FlowFiles it cannot handle yet (a rate limit, an incomplete bin, a
+    /// full disk, a remote side that said "later") while the rest of its batch
+    /// commits; a later `get` in the same trigger does not see them again.
+    /// FlowFiles created in this session cannot be requeued.
     pub fn requeue(&mut self, ffs: Vec<FlowFile>, penalize: bool) {
-        let until = if penalize {
-            now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0)
-        } else {
-            0
-        };
-        let mut per_input: Vec<Vec<FlowFile>> = vec![Vec::new(); self.io.inputs.len()];
         for ff in ffs {
-            let pos = self.taken.iter().position(|(_, t)| t.id == ff.id);
-            match pos {
-                Some(pos) if self.open.remove(&ff.id) => {
-                    let (idx, mut original) = self.taken.remove(pos);
-                    if penalize {
-                        original.penalized_until = until;
-                    }
-                    per_input[idx].push(original);
-                }
-                _ => self.problems.push(format!(
-                    "FlowFile {} requeued but it was not taken from an input in this session (or is already accounted for)",
+            let known = self.taken.iter().any(|(_, t)| t.id == ff.id);
+            if !known || !self.open.remove(&ff.id) {
+                self.problems.push(format!(
+                    "FlowFile {} requeued but it was not taken from an input in this session",
                     ff.id
-                )),
+                ));
+                continue;
+            }
+            self.requeued.insert(ff.id);
+            if penalize {
+                self.requeue_penalized.insert(ff.id);
             }
         }
+    }
+
+    /// At commit: FlowFiles passed to [`Self::requeue`] go back to the front
+    /// of their inputs in the order they were taken.
+    fn give_back_requeued(&mut self) {
+        if self.requeued.is_empty() {
+            return;
+        }
+        let until = now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0);
+        let mut per_input: Vec<Vec<FlowFile>> = vec![Vec::new(); self.io.inputs.len()];
+        let taken = std::mem::take(&mut self.taken);
+        for (idx, mut ff) in taken {
+            if self.requeued.remove(&ff.id) {
+                if self.requeue_penalized.contains(&ff.id) {
+                    ff.penalized_until = until;
+                }
+                per_input[idx].push(ff);
+            } else {
+                self.taken.push((idx, ff));
+            }
+        }
+        self.requeue_penalized.clear();
         for (idx, ffs) in per_input.into_iter().enumerate() {
             self.io.inputs[idx].requeue_front(ffs);
         }
@@ -474,6 +495,7 @@ impl ProcessSession {
         for (slot, batch) in batches.into_iter().enumerate() {
             targets[slot].push_batch(batch);
         }
+        self.give_back_requeued();
         let (in_n, in_bytes) = self
             .taken
             .iter()
@@ -522,6 +544,8 @@ impl ProcessSession {
             self.io.inputs[idx].requeue_front(ffs);
         }
         self.open.clear();
+        self.requeued.clear();
+        self.requeue_penalized.clear();
         self.transfers.clear();
         self.removed.clear();
         self.events.clear();
