@@ -567,8 +567,9 @@ impl Processor for ConsumeKafka {
                 .or_insert((r.offset + 1, r.generation));
             e.0 = e.0.max(r.offset + 1);
         }
-        let st_guard = running.shared.state.lock();
-        let mut st = st_guard;
+        // Held through the commit call, so a revoke (which takes the same
+        // lock) sees either none or all of this batch's offsets.
+        let mut st = running.shared.state.lock();
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), (offset, generation)) in next {
             if st.generation_of(&topic, partition) != generation {
