@@ -175,7 +175,10 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this
     // binary without it, and a benchmark is no test: say how to run it.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("benchmark: run it with `cargo bench --bench {}`", env!("CARGO_CRATE_NAME"));
+        println!(
+            "benchmark: run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME")
+        );
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -101,9 +101,9 @@ impl Drop for Worker {
 }
 
 /// Reads `done` from the beginning in a thread until `stop` is set.
-fn read_done(bootstrap: String, seen: Arc<Mutex<Vec<Processed>>>, stop: Arc<AtomicBool>) {
+fn read_done(bootstrap: &str, seen: &Mutex<Vec<Processed>>, stop: &AtomicBool) {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", "test-reader")
         .set("enable.auto.commit", "false")
         .create()
@@ -203,9 +203,9 @@ connections:
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (b, seen, stop) = (b.clone(), seen.clone(), stop.clone());
-        std::thread::spawn(move || read_done(b, seen, stop))
+        std::thread::spawn(move || read_done(&b, &seen, &stop))
     };
-    let producer: FutureProducer = ClientConfig::new()
+    let kafka: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &b)
         .create()
         .expect("producer");
@@ -225,7 +225,7 @@ connections:
             workers_seen(&seen),
             logs(&a, &worker_b)
         );
-        produce(&producer, produced..produced + 8).await;
+        produce(&kafka, produced..produced + 8).await;
         produced += 8;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -242,7 +242,7 @@ connections:
         Departure::Killed => a.kill(),
     }
     let after_departure = produced;
-    produce(&producer, produced..produced + 200).await;
+    produce(&kafka, produced..produced + 200).await;
     produced += 200;
 
     let deadline = Instant::now() + Duration::from_secs(90);

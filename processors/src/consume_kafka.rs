@@ -11,8 +11,9 @@
 //! at-least-once.
 //!
 //! Back-pressure: while an outgoing connection is full the scheduler does not
-//! trigger the processor, the channel fills, and the task pauses every
-//! assigned partition (librdkafka stops fetching and drops what it had
+//! trigger the processor and the channel fills. The task then stops taking
+//! records, and once the channel has been full for half a second it pauses
+//! every assigned partition (librdkafka stops fetching and drops what it had
 //! prefetched); it keeps polling, so the group membership stays alive. Once
 //! the queue drains and the channel has room, the partitions resume from the
 //! last record handed over. `kafka.pauses` and `kafka.resumes` count this.
@@ -103,6 +104,10 @@ const OWNED: &[&str] = &[
     "enable.auto.offset.store",
     "auto.offset.reset",
 ];
+
+/// How long the channel stays full before the partitions are paused: a
+/// processor that is being triggered drains it well within this.
+const PAUSE_AFTER: Duration = Duration::from_millis(500);
 
 /// How long to wait after a consumer error before polling again.
 const ERROR_PAUSE: Duration = Duration::from_millis(200);
@@ -353,8 +358,11 @@ fn set_paused(consumer: &GroupConsumer, shared: &Shared, pause: bool) {
     }
 }
 
-/// Polls the consumer and feeds the channel; pauses the partitions while the
-/// channel is full (the processor is not being triggered: back-pressure).
+/// Polls the consumer and feeds the channel. While the channel is full the
+/// task stops taking records (librdkafka keeps at most its prefetch); once it
+/// has stayed full for [`PAUSE_AFTER`] (the processor is not being
+/// triggered: back-pressure) it pauses the assigned partitions and goes back
+/// to polling, which keeps the group membership alive without fetching.
 async fn pump(
     consumer: Arc<GroupConsumer>,
     tx: mpsc::Sender<Record>,
@@ -364,6 +372,7 @@ async fn pump(
 ) {
     let mut pending: VecDeque<Record> = VecDeque::new();
     let mut paused = false;
+    let mut full_since: Option<tokio::time::Instant> = None;
     // A broker that is down reports the same error over and over: one
     // bulletin per distinct error in a row, every one counted.
     let mut last_error = String::new();
@@ -379,10 +388,23 @@ async fn pump(
             }
         }
         let blocked = !pending.is_empty();
-        if blocked != paused {
-            set_paused(&consumer, &shared, blocked);
-            paused = blocked;
+        let pause_at = if blocked {
+            Some(*full_since.get_or_insert_with(tokio::time::Instant::now) + PAUSE_AFTER)
+        } else {
+            full_since = None;
+            None
+        };
+        let pause_due = pause_at.is_some_and(|t| t <= tokio::time::Instant::now());
+        if pause_due && !paused {
+            set_paused(&consumer, &shared, true);
+            paused = true;
+        } else if !blocked && paused {
+            set_paused(&consumer, &shared, false);
+            paused = false;
         }
+        let pause_timer = tokio::time::sleep_until(
+            pause_at.unwrap_or_else(|| tokio::time::Instant::now() + PAUSE_AFTER),
+        );
         tokio::select! {
             () = stop.cancelled() => return,
             permit = tx.reserve(), if blocked => match permit {
@@ -394,7 +416,8 @@ async fn pump(
                 }
                 Err(_) => return,
             },
-            m = consumer.recv() => match m {
+            () = pause_timer, if blocked && !paused => {}
+            m = consumer.recv(), if !blocked || paused => match m {
                 Ok(m) => {
                     let generation = shared.state.lock().generation_of(m.topic(), m.partition());
                     pending.push_back(Record::new(&m, generation));
@@ -544,8 +567,9 @@ impl Processor for ConsumeKafka {
                 .or_insert((r.offset + 1, r.generation));
             e.0 = e.0.max(r.offset + 1);
         }
-        let st_guard = running.shared.state.lock();
-        let mut st = st_guard;
+        // Held through the commit call, so a revoke (which takes the same
+        // lock) sees either none or all of this batch's offsets.
+        let mut st = running.shared.state.lock();
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), (offset, generation)) in next {
             if st.generation_of(&topic, partition) != generation {
