@@ -169,7 +169,7 @@ async fn server_down_back_pressures_the_source_then_everything_arrives() {
     let engine = start_flow(&fault_flow(total, 5, &sink)).await;
     let out = ftp.root.join("out");
     let count = || {
-        let n = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(&out).map_or(0, Iterator::count);
         async move { n }
     };
     down_then_back(&engine, total, 5, count, || async {
