@@ -238,3 +238,19 @@ async fn ftps_without_trusting_the_certificate_goes_to_failure() {
     assert!(why.contains("TLS"), "{why}");
     assert!(files(&ftp.root).is_empty());
 }
+
+#[tokio::test]
+async fn active_mode_upload() {
+    let ftp = FtpServer::start().await.unwrap();
+    let r = runner(
+        "PutFTP",
+        &props(&ftp, "passive: false\nremote_path: /active/{{filename}}\n"),
+    );
+    r.enqueue("the server connected back", &[("filename", "a.txt")]);
+    r.run_once().await.unwrap();
+    assert_eq!(r.take("success").len(), 1, "{:?}", r.take("failure"));
+    assert_eq!(
+        std::fs::read(ftp.root.join("active/a.txt")).unwrap(),
+        b"the server connected back"
+    );
+}
