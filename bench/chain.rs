@@ -175,6 +175,12 @@ async fn peer_run(n: usize) -> Duration {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, and a benchmark is no test: say how to run it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark: run it with `cargo bench --bench {}`", env!("CARGO_CRATE_NAME"));
+        return;
+    }
     let n: usize = std::env::var("BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -171,6 +171,15 @@ async fn peer_run(url: &str, n: usize, tasks: usize) -> Duration {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, and a benchmark is no test: say how to run it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "benchmark: run it with `cargo bench --bench {}`",
+            env!("CARGO_CRATE_NAME")
+        );
+        return;
+    }
     let env = |k: &str, d: usize| {
         std::env::var(k)
             .ok()

@@ -65,6 +65,8 @@ pub struct ProcessSession {
     removed: Vec<FlowFile>,
     events: Vec<ProvenanceEvent>,
     problems: Vec<String>,
+    requeued: HashSet<u64>,
+    requeue_penalized: HashSet<u64>,
     created: u64,
     next_input: usize,
     touched: bool,
@@ -82,6 +84,8 @@ impl ProcessSession {
             removed: Vec::new(),
             events: Vec::new(),
             problems: Vec::new(),
+            requeued: HashSet::new(),
+            requeue_penalized: HashSet::new(),
             created: 0,
             next_input: 0,
             touched: false,
@@ -196,6 +200,9 @@ impl ProcessSession {
     pub fn receive(&mut self, source: &str) -> FlowFile {
         let ff = FlowFile::new();
         self.track_new(&ff);
+        if !self.io.provenance.enabled() {
+            return ff;
+        }
         self.events.push(ProvenanceEvent {
             seq: 0,
             time: now_millis(),
@@ -293,7 +300,7 @@ impl ProcessSession {
     /// [`rollback`](Self::rollback)); nothing is journaled for it, so after a
     /// crash it is back as it was last committed. Only a FlowFile taken from an
     /// input in this session can be requeued; anything else fails the commit.
-    pub fn requeue(&mut self, mut ff: FlowFile, penalized_until: u64) {
+    pub fn requeue_until(&mut self, mut ff: FlowFile, penalized_until: u64) {
         let Some(pos) = self.taken.iter().position(|(_, t)| t.id == ff.id) else {
             self.problems.push(format!(
                 "FlowFile {} requeued but it was not taken from an input in this session",
@@ -311,6 +318,56 @@ impl ProcessSession {
         let (idx, _) = self.taken.remove(pos);
         ff.penalized_until = penalized_until;
         self.io.inputs[idx].requeue_front(vec![ff]);
+    }
+
+    /// Gives FlowFiles taken in this session back to the front of the queues
+    /// they came from when the session commits, as they were taken (their
+    /// changes discarded), in the order they were taken, penalised if asked.
+    /// They count as neither processed nor transferred. A processor uses it for
+    /// the FlowFiles it cannot handle yet (a rate limit, an incomplete bin, a
+    /// full disk, a remote side that said "later") while the rest of its batch
+    /// commits; a later `get` in the same trigger does not see them again.
+    /// FlowFiles created in this session cannot be requeued.
+    pub fn requeue(&mut self, ffs: Vec<FlowFile>, penalize: bool) {
+        for ff in ffs {
+            let known = self.taken.iter().any(|(_, t)| t.id == ff.id);
+            if !known || !self.open.remove(&ff.id) {
+                self.problems.push(format!(
+                    "FlowFile {} requeued but it was not taken from an input in this session",
+                    ff.id
+                ));
+                continue;
+            }
+            self.requeued.insert(ff.id);
+            if penalize {
+                self.requeue_penalized.insert(ff.id);
+            }
+        }
+    }
+
+    /// At commit: FlowFiles passed to [`Self::requeue`] go back to the front
+    /// of their inputs in the order they were taken.
+    fn give_back_requeued(&mut self) {
+        if self.requeued.is_empty() {
+            return;
+        }
+        let until = now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0);
+        let mut per_input: Vec<Vec<FlowFile>> = vec![Vec::new(); self.io.inputs.len()];
+        let taken = std::mem::take(&mut self.taken);
+        for (idx, mut ff) in taken {
+            if self.requeued.remove(&ff.id) {
+                if self.requeue_penalized.contains(&ff.id) {
+                    ff.penalized_until = until;
+                }
+                per_input[idx].push(ff);
+            } else {
+                self.taken.push((idx, ff));
+            }
+        }
+        self.requeue_penalized.clear();
+        for (idx, ffs) in per_input.into_iter().enumerate() {
+            self.io.inputs[idx].requeue_front(ffs);
+        }
     }
 
     /// Removes `ff` from the flow at commit (DROP event).
@@ -438,6 +495,7 @@ impl ProcessSession {
         for (slot, batch) in batches.into_iter().enumerate() {
             targets[slot].push_batch(batch);
         }
+        self.give_back_requeued();
         let (in_n, in_bytes) = self
             .taken
             .iter()
@@ -486,6 +544,8 @@ impl ProcessSession {
             self.io.inputs[idx].requeue_front(ffs);
         }
         self.open.clear();
+        self.requeued.clear();
+        self.requeue_penalized.clear();
         self.transfers.clear();
         self.removed.clear();
         self.events.clear();
@@ -534,6 +594,23 @@ mod tests {
             journal: None,
             provenance: Arc::new(ProvenanceRepository::new(100)),
             penalty: Duration::from_secs(30),
+            taps: Vec::new(),
+        })
+    }
+
+    fn io(input: &Arc<Connection>, out: &Arc<Connection>) -> Arc<NodeIo> {
+        Arc::new(NodeIo {
+            id: "p".into(),
+            inputs: vec![input.clone()],
+            outputs: vec![Output {
+                relationship: "success".into(),
+                connections: vec![out.clone()],
+            }],
+            stats: Arc::default(),
+            journal: None,
+            provenance: Arc::new(ProvenanceRepository::new(100)),
+            penalty: Duration::from_secs(30),
+            taps: Vec::new(),
         })
     }
 
@@ -550,7 +627,7 @@ mod tests {
         }
         third.attributes.insert("put.error", "connection refused");
         let until = now_millis() + 60_000;
-        s.requeue(third, until);
+        s.requeue_until(third, until);
         assert_eq!(input.queued_count(), 1, "requeued at once");
         s.commit().await.unwrap();
         assert_eq!(out.queued_count(), 2);
@@ -563,11 +640,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn requeue_returns_originals_in_order_and_the_rest_commits() {
+        let n = Arc::new(Notify::new());
+        let mk = |id: &str| {
+            Arc::new(Connection::new(
+                id,
+                ConnectionSettings::default(),
+                n.clone(),
+                n.clone(),
+                None,
+            ))
+        };
+        let (input, out) = (mk("in"), mk("out"));
+        let ffs: Vec<FlowFile> = (0..4).map(|_| FlowFile::new()).collect();
+        let ids: Vec<u64> = ffs.iter().map(|f| f.id).collect();
+        input.push_batch(ffs);
+        let mut s = ProcessSession::new(io(&input, &out));
+        let mut batch = s.get_batch(10);
+        let rest = batch.split_off(1);
+        s.transfer(batch.remove(0), "success");
+        let mut changed = rest;
+        for f in &mut changed {
+            f.attributes.insert("touched", "yes");
+        }
+        s.requeue(changed, true);
+        s.commit().await.unwrap();
+        assert_eq!(out.queued_count(), 1);
+        assert_eq!(input.queued_count(), 3);
+        // Penalised: not available now, but back in their original order and unmodified.
+        assert!(!input.has_available());
+        let back = input.drain_all();
+        assert_eq!(
+            back.iter().map(|f| f.id).collect::<Vec<_>>(),
+            ids[1..].to_vec()
+        );
+        assert!(
+            back.iter()
+                .all(|f| f.attr("touched").is_none() && f.penalized_until > 0)
+        );
+    }
+
+    #[tokio::test]
     async fn requeue_of_a_created_flowfile_fails_the_commit() {
         let (input, out) = (conn("in"), conn("out"));
         let mut s = ProcessSession::new(node(&input, &out));
         let ff = s.create();
-        s.requeue(ff, 0);
+        s.requeue_until(ff, 0);
         let err = s.commit().await.unwrap_err();
         assert!(
             err.message.contains("not taken from an input"),

@@ -219,6 +219,7 @@ fn connection(c: &ConnectionSpec) -> ConnectionDef {
     let (when_full, shed) = match &s.when_full {
         WhenFull::Block => ("block", None),
         WhenFull::DropOldest => ("drop-oldest", None),
+        WhenFull::Spill(_) => ("spill", None),
         WhenFull::Shed { attribute, above } => (
             "shed",
             Some(ShedView {

@@ -148,6 +148,9 @@ const PROPERTIES: &[PropertyDescriptor] = &[
 pub struct PutEmailType;
 
 impl ProcessorType for PutEmailType {
+    fn is_external(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "PutEmail"
     }

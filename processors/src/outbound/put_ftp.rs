@@ -140,6 +140,9 @@ const PROPERTIES: &[PropertyDescriptor] = &[
 pub struct PutFtpType;
 
 impl ProcessorType for PutFtpType {
+    fn is_external(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "PutFTP"
     }

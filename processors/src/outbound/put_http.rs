@@ -112,6 +112,9 @@ const PROPERTIES: &[PropertyDescriptor] = &[
 pub struct PutHttpType;
 
 impl ProcessorType for PutHttpType {
+    fn is_external(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "PutHTTP"
     }

@@ -170,6 +170,9 @@ const PROPERTIES: &[PropertyDescriptor] = &[
 pub struct PutS3ObjectType;
 
 impl ProcessorType for PutS3ObjectType {
+    fn is_external(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "PutS3Object"
     }

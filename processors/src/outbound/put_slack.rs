@@ -139,6 +139,9 @@ const PROPERTIES: &[PropertyDescriptor] = &[
 pub struct PutSlackType;
 
 impl ProcessorType for PutSlackType {
+    fn is_external(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "PutSlack"
     }

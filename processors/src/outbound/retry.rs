@@ -366,7 +366,7 @@ impl Delivery {
                     // The local content repository failed: nothing to do with the remote side.
                     let wait = ctx.scheduling().yield_duration;
                     ctx.bulletin(Level::Error, e.message);
-                    session.requeue(ff, now_millis() + millis(wait));
+                    session.requeue_until(ff, now_millis() + millis(wait));
                     ctx.yield_for(wait);
                     break;
                 }
@@ -377,7 +377,7 @@ impl Delivery {
             };
             match outcome {
                 None => {
-                    session.requeue(ff, 0);
+                    session.requeue_until(ff, 0);
                     break;
                 }
                 Some(Ok(d)) => self.delivered(session, ff, d),
@@ -469,7 +469,7 @@ impl Delivery {
                     humantime::format_duration(Duration::from_millis(millis(wait)))
                 ),
             );
-            session.requeue(ff, failed_at + millis(wait));
+            session.requeue_until(ff, failed_at + millis(wait));
         }
     }
 }

@@ -1,0 +1,464 @@
+//! Syslog benchmark: the same load through Sluice and through rsyslog, in
+//! one run, reporting messages per second and peak RSS of each and the
+//! ratios.
+//!
+//! Sluice runs the flow ListenSyslog -> UpdateAttribute -> RouteOnSeverity
+//! -> AttributesToJSON -> PutFile (errors, i.e. severity err or worse and
+//! unparsable messages, in one directory, the rest in another) in a child
+//! process of its own (`syslog-bench serve`), so its RSS is measured alone.
+//! rsyslog (Debian's rsyslogd, `-n`) does the same job: imtcp/imudp, split on
+//! `$syslogseverity <= 3`, JSON lines by a list template, two omfile actions.
+//! The load comes from `syslog-load` (this crate), started as a process.
+//!
+//! Scenarios: TCP octet-counted RFC 5424, TCP LF-framed RFC 3164, UDP mixed.
+//! A TCP run ends when every message is written; a UDP run when the count
+//! stops growing after the sender finished (what was lost is reported).
+//!
+//! Run (release build, at the end of a change; slow to build):
+//!
+//! ```text
+//! cargo build --release -p sluice-bench-syslog
+//! target/release/syslog-bench                 # 1,000,000 TCP / 300,000 UDP messages
+//! BENCH_N=200000 target/release/syslog-bench  # shorter
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sluice_bench_syslog::{Format, Mode, corpus};
+use sluice_runtime::{Engine, EngineOptions, parse_flow};
+
+/// Terminal processors whose input the serve mode counts.
+const SINKS: &[&str] = &["save_errors", "save_routine"];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match args.first().map(String::as_str) {
+        Some("serve") => rt.block_on(serve(args.get(1).context("serve FLOW")?)),
+        None => rt.block_on(compare()),
+        Some(other) => bail!("unknown argument {other}; run without arguments"),
+    }
+}
+
+/// Child mode: runs a flow and prints the number of FlowFiles that reached
+/// the sinks every 20 ms.
+async fn serve(flow: &str) -> Result<()> {
+    let text = std::fs::read_to_string(flow)?;
+    let registry = sluice_processors::registry();
+    let spec = parse_flow(&text, Path::new(flow), &registry, &|_| None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let engine = Engine::start(spec, EngineOptions::default()).await?;
+    println!("ready");
+    let sinks: Vec<_> = SINKS
+        .iter()
+        .filter_map(|s| engine.node(s).map(|n| n.context().stats().clone()))
+        .collect();
+    let listen = engine.node("listen").context("listen")?.context().clone();
+    let dropped = listen.counter("udp.dropped");
+    loop {
+        let n: u64 = sinks
+            .iter()
+            .map(|s| s.flowfiles_in.load(Ordering::Relaxed))
+            .sum();
+        println!("count {n} {}", dropped.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether this build has the core processors the full flow needs.
+fn has_json_and_files() -> bool {
+    let r = sluice_processors::registry();
+    r.get("AttributesToJSON").is_some() && r.get("PutFile").is_some()
+}
+
+fn sluice_flow(mode: Mode, port: u16, out: &Path) -> String {
+    let protocol = if mode == Mode::Udp { "udp" } else { "tcp" };
+    let dir = out.display();
+    let flow = format!(
+        r#"name: bench-syslog
+defaults:
+  provenance_events: 0
+  scheduling: {{ batch_size: 1000 }}
+processors:
+  listen:
+    type: ListenSyslog
+    properties: {{ protocol: {protocol}, bind: 127.0.0.1, port: {port}, timezone: UTC, queue_size: 20000 }}
+  tag:
+    type: UpdateAttribute
+    properties:
+      set: {{ env: production }}
+  route:
+    type: RouteOnSeverity
+    properties:
+      routes: {{ errors: "<= err" }}
+  json_errors:
+    type: AttributesToJSON
+    auto_terminate: [failure]
+  json_routine:
+    type: AttributesToJSON
+    auto_terminate: [failure]
+  save_errors:
+    type: PutFile
+    properties: {{ directory: "{dir}/errors" }}
+    auto_terminate: [success, failure]
+  save_routine:
+    type: PutFile
+    properties: {{ directory: "{dir}/routine" }}
+    auto_terminate: [success, failure]
+connections:
+  - {{ from: listen, relationships: [success, invalid], to: tag }}
+  - {{ from: tag, relationship: success, to: route }}
+  - {{ from: route, relationships: [errors, unparsed], to: json_errors }}
+  - {{ from: route, relationship: routine, to: json_routine }}
+  - {{ from: json_errors, relationship: success, to: save_errors }}
+  - {{ from: json_routine, relationship: success, to: save_routine }}
+"#
+    );
+    if has_json_and_files() {
+        flow
+    } else {
+        // Without them, stand-ins that only count: the result then covers
+        // receive, parse, tag and route, not JSON or files.
+        flow.replace("type: AttributesToJSON", "type: UpdateAttribute")
+            .replace("type: PutFile", "type: UpdateAttribute")
+            .replace(
+                &format!("properties: {{ directory: \"{dir}/errors\" }}"),
+                "properties: {}",
+            )
+            .replace(
+                &format!("properties: {{ directory: \"{dir}/routine\" }}"),
+                "properties: {}",
+            )
+            .replace(
+                "auto_terminate: [success, failure]",
+                "auto_terminate: [success]",
+            )
+            .replace("auto_terminate: [failure]", "")
+    }
+}
+
+fn rsyslog_conf(port: u16, out: &Path, work: &Path) -> String {
+    format!(
+        r#"global(workDirectory="{work}" net.enableDNS="off" maxMessageSize="8k")
+module(load="imtcp")
+module(load="imudp")
+input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="bench")
+input(type="imudp" address="127.0.0.1" port="{port}" ruleset="bench")
+template(name="json" type="list" option.jsonf="on") {{
+  property(outname="syslog.sender" name="fromhost-ip" format="jsonf")
+  property(outname="syslog.priority" name="pri" format="jsonf")
+  property(outname="syslog.severity" name="syslogseverity" format="jsonf")
+  property(outname="syslog.severity.name" name="syslogseverity-text" format="jsonf")
+  property(outname="syslog.facility" name="syslogfacility" format="jsonf")
+  property(outname="syslog.facility.name" name="syslogfacility-text" format="jsonf")
+  property(outname="syslog.timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="syslog.hostname" name="hostname" format="jsonf")
+  property(outname="syslog.appname" name="app-name" format="jsonf")
+  property(outname="syslog.procid" name="procid" format="jsonf")
+  property(outname="syslog.msgid" name="msgid" format="jsonf")
+  property(outname="syslog.sd" name="structured-data" format="jsonf")
+  constant(outname="env" value="production" format="jsonf")
+  property(outname="message" name="msg" format="jsonf")
+}}
+ruleset(name="bench") {{
+  if $syslogseverity <= 3 then {{
+    action(type="omfile" file="{out}/errors.json" template="json")
+  }} else {{
+    action(type="omfile" file="{out}/routine.json" template="json")
+  }}
+}}
+"#,
+        work = work.display(),
+        out = out.display(),
+    )
+}
+
+/// One measured run.
+struct Run {
+    delivered: u64,
+    secs: f64,
+    peak_rss: u64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.delivered as f64 / self.secs
+    }
+}
+
+fn peak_rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM")?;
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?;
+    Ok(kb * 1024)
+}
+
+fn sibling(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let p = me.with_file_name(name);
+    if !p.exists() {
+        bail!("{} not found: build the crate first", p.display());
+    }
+    Ok(p)
+}
+
+fn start_load(mode: Mode, format: Format, target: SocketAddr, count: usize) -> Result<Child> {
+    let mode_s = match mode {
+        Mode::TcpOctet => "tcp-octet",
+        Mode::TcpLf => "tcp-lf",
+        Mode::Udp => "udp",
+    };
+    let fmt = match format {
+        Format::Rfc5424 => "5424",
+        Format::Rfc3164 => "3164",
+        Format::Mixed => "mixed",
+    };
+    Ok(Command::new(sibling("syslog-load")?)
+        .args([
+            "--target",
+            &target.to_string(),
+            "--mode",
+            mode_s,
+            "--format",
+            fmt,
+        ])
+        .args(["--count", &count.to_string(), "--connections", "4"])
+        .stdout(Stdio::piped())
+        .spawn()?)
+}
+
+/// Waits until `count()` reaches `want` (TCP) or, once the sender is done,
+/// stops growing for a second (UDP). Returns (delivered, seconds to the last
+/// message).
+async fn measure(
+    mut load: Child,
+    want: u64,
+    udp: bool,
+    count: &dyn Fn() -> Result<u64>,
+) -> Result<(u64, f64)> {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(600);
+    let (mut last, mut last_change) = (0, start);
+    let mut load_done = false;
+    loop {
+        let n = count()?;
+        if n != last {
+            last = n;
+            last_change = Instant::now();
+        }
+        if n >= want {
+            break;
+        }
+        if !load_done {
+            if let Some(st) = load.try_wait()? {
+                if !st.success() {
+                    bail!("syslog-load failed: {st}");
+                }
+                load_done = true;
+            }
+        }
+        if udp && load_done && last_change.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {n} of {want} messages delivered after 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = (last_change - start).as_secs_f64();
+    let _ = load.wait();
+    Ok((last, secs))
+}
+
+async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("errors"))?;
+    std::fs::create_dir_all(out.join("routine"))?;
+    let port = sluice_testkit::free_port();
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(&flow, sluice_flow(mode, port, &out))?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg(&flow)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let stdout = child.stdout.take().context("stdout")?;
+    let latest = Arc::new(AtomicU64::new(0));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    {
+        let latest = latest.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "ready" {
+                    let _ = ready_tx.send(());
+                } else if let Some(rest) = line.strip_prefix("count ") {
+                    if let Some(v) = rest.split(' ').next().and_then(|v| v.parse().ok()) {
+                        latest.store(v, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("sluice serve did not start")?;
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    let load = start_load(mode, format, target, n)?;
+    let result = measure(load, n as u64, mode == Mode::Udp, &|| {
+        Ok(latest.load(Ordering::Relaxed))
+    })
+    .await;
+    let rss = peak_rss(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (delivered, secs) = result?;
+    Ok(Run {
+        delivered,
+        secs,
+        peak_rss: rss?,
+    })
+}
+
+/// Counts LF bytes appended to files since the last call.
+struct LineCounter {
+    files: Vec<(PathBuf, u64)>,
+    lines: u64,
+}
+
+impl LineCounter {
+    fn count(&mut self) -> Result<u64> {
+        let mut buf = vec![0u8; 1 << 20];
+        for (path, offset) in &mut self.files {
+            let Ok(mut f) = std::fs::File::open(&*path) else {
+                continue;
+            };
+            f.seek(SeekFrom::Start(*offset))?;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                *offset += n as u64;
+                self.lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            }
+        }
+        Ok(self.lines)
+    }
+}
+
+async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("out");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(&work)?;
+    let port = sluice_testkit::free_port();
+    let conf = dir.path().join("rsyslog.conf");
+    std::fs::write(&conf, rsyslog_conf(port, &out, &work))?;
+    let mut child = Command::new("rsyslogd")
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.path().join("pid"))
+        .stdout(Stdio::null())
+        .spawn()
+        .context("rsyslogd (apt-get install rsyslog)")?;
+    let pid = child.id();
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    sluice_testkit::wait_for_port(target, Duration::from_secs(30)).await?;
+    sluice_testkit::wait_for_udp_port(target, Duration::from_secs(30)).await?;
+    let load = start_load(mode, format, target, n)?;
+    let counter = std::cell::RefCell::new(LineCounter {
+        files: vec![(out.join("errors.json"), 0), (out.join("routine.json"), 0)],
+        lines: 0,
+    });
+    let result = measure(load, n as u64, mode == Mode::Udp, &|| {
+        counter.borrow_mut().count()
+    })
+    .await;
+    let rss = peak_rss(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (delivered, secs) = result?;
+    Ok(Run {
+        delivered,
+        secs,
+        peak_rss: rss?,
+    })
+}
+
+async fn compare() -> Result<()> {
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let n_udp = n * 3 / 10;
+    let scenarios = [
+        (
+            "tcp octet-counted, RFC 5424",
+            Mode::TcpOctet,
+            Format::Rfc5424,
+            n,
+        ),
+        ("tcp LF-framed, RFC 3164", Mode::TcpLf, Format::Rfc3164, n),
+        ("udp, mixed 5424/3164", Mode::Udp, Format::Mixed, n_udp),
+    ];
+    let (_, errors) = corpus(1000, Mode::TcpLf, Format::Mixed, 42);
+    println!(
+        "syslog benchmark: {n} TCP / {n_udp} UDP messages per run, ~{}% of them err or worse",
+        errors / 10
+    );
+    if !has_json_and_files() {
+        println!(
+            "NOTE: AttributesToJSON/PutFile are not in this build: Sluice runs receive+parse+tag+route only, rsyslog also writes JSON lines"
+        );
+    }
+    println!(
+        "{:<30} {:>12} {:>10} {:>12} {:>10} {:>9} {:>9}",
+        "scenario", "sluice/s", "sluice RSS", "rsyslog/s", "rsys RSS", "speed x", "memory x"
+    );
+    for (name, mode, format, count) in scenarios {
+        let s = run_sluice(mode, format, count).await?;
+        let r = run_rsyslog(mode, format, count).await?;
+        println!(
+            "{:<30} {:>12.0} {:>8.1}MB {:>12.0} {:>8.1}MB {:>9.2} {:>9.2}",
+            name,
+            s.rate(),
+            s.peak_rss as f64 / 1e6,
+            r.rate(),
+            r.peak_rss as f64 / 1e6,
+            s.rate() / r.rate(),
+            s.peak_rss as f64 / r.peak_rss as f64
+        );
+        if mode == Mode::Udp {
+            println!(
+                "{:<30} delivered: sluice {} / {count}, rsyslog {} / {count}",
+                "", s.delivered, r.delivered
+            );
+        }
+    }
+    println!(
+        "speed x = Sluice msgs/s / rsyslog msgs/s; memory x = Sluice peak RSS / rsyslog peak RSS"
+    );
+    Ok(())
+}
