@@ -228,3 +228,26 @@ async fn server_down_back_pressures_the_source_then_every_mail_arrives() {
     assert_eq!(subjects, expected, "each alert exactly once");
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn credentials_the_server_cannot_use_go_to_failure_without_the_password() {
+    // aiosmtpd here offers no AUTH: a sink told to log in must not send
+    // anonymously.
+    let smtp = SmtpServer::start().await.unwrap();
+    let r = runner(
+        "PutEmail",
+        &props(
+            &smtp,
+            "starttls: none\nusername: alerts\npassword: s3cret-pw\nfrom: a@example.com\nto: b@example.com\n",
+        ),
+    );
+    r.schedule().await.unwrap();
+    r.enqueue("x", &[]);
+    r.run_once().await.unwrap();
+    let failed = r.take("failure");
+    assert_eq!(failed.len(), 1, "{:?}", r.take_input());
+    let why = failed[0].attr("put.error").unwrap();
+    assert!(why.contains("authentication"), "{why}");
+    assert!(!why.contains("s3cret"), "{why}");
+    assert_eq!(smtp.message_count(), 0);
+}

@@ -169,7 +169,7 @@ async fn server_down_back_pressures_the_source_then_everything_arrives() {
     let engine = start_flow(&fault_flow(total, 5, &sink)).await;
     let out = ftp.root.join("out");
     let count = || {
-        let n = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(&out).map_or(0, Iterator::count);
         async move { n }
     };
     down_then_back(&engine, total, 5, count, || async {
@@ -237,4 +237,20 @@ async fn ftps_without_trusting_the_certificate_goes_to_failure() {
     let why = failed[0].attr("put.error").unwrap();
     assert!(why.contains("TLS"), "{why}");
     assert!(files(&ftp.root).is_empty());
+}
+
+#[tokio::test]
+async fn active_mode_upload() {
+    let ftp = FtpServer::start().await.unwrap();
+    let r = runner(
+        "PutFTP",
+        &props(&ftp, "passive: false\nremote_path: /active/{{filename}}\n"),
+    );
+    r.enqueue("the server connected back", &[("filename", "a.txt")]);
+    r.run_once().await.unwrap();
+    assert_eq!(r.take("success").len(), 1, "{:?}", r.take("failure"));
+    assert_eq!(
+        std::fs::read(ftp.root.join("active/a.txt")).unwrap(),
+        b"the server connected back"
+    );
 }

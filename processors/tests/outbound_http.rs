@@ -316,3 +316,29 @@ async fn receiver_down_back_pressures_the_source_then_everything_arrives() {
     let expected: Vec<String> = (0..total).map(|n| format!("/ingest/{n}")).collect();
     assert_eq!(paths, expected, "each exactly once");
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out_and_stays_queued() {
+    // Accepts connections and reads, but never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let r = runner(
+        "PutHTTP",
+        &format!("url: http://127.0.0.1:{port}/slow\nread_timeout: 300ms\n"),
+    );
+    r.enqueue("x", &[]);
+    let started = Instant::now();
+    r.run_once().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(r.take("failure").is_empty());
+    let back = r.take_input();
+    assert_eq!(back.len(), 1);
+    let why = back[0].attr("put.error").unwrap();
+    assert!(why.contains("timed out"), "{why}");
+}

@@ -41,15 +41,14 @@ async fn keys(c: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = match c
+        let Ok(page) = c
             .list_objects_v2()
             .bucket(bucket)
             .set_continuation_token(token.clone())
             .send()
             .await
-        {
-            Ok(p) => p,
-            Err(_) => return out,
+        else {
+            return out;
         };
         out.extend(
             page.contents()

@@ -233,6 +233,22 @@ async fn slack_errors_back_pressure_the_source_then_every_message_arrives() {
         || async { rx.clear_faults() },
     )
     .await;
+    // The webhook URL is a secret: it appears in no bulletin, error or
+    // provenance event.
+    let secret = rx.webhook_url();
+    let secret_path = secret.split("/services/").nth(1).unwrap();
+    let status = serde_json::to_string(&engine.status()).unwrap();
+    assert!(status.contains("kept queued"), "bulletins were raised");
+    assert!(
+        !status.contains(secret_path),
+        "webhook path leaked in status"
+    );
+    let provenance = format!("{:?}", engine.provenance().search(None, "", 100_000));
+    assert!(provenance.contains("/services/***"));
+    assert!(
+        !provenance.contains(secret_path),
+        "webhook path leaked in provenance"
+    );
     engine.shutdown(Duration::from_secs(5)).await;
     let mut got: Vec<u64> = rx
         .messages()

@@ -248,28 +248,28 @@ impl fmt::Debug for PutHttp {
     }
 }
 
-impl Config {
-    fn render(&self, t: &Template, what: &str, ff: &FlowFile) -> Result<String, Failure> {
-        t.render(&ff.attributes)
-            .map_err(|e| Failure::permanent(format!("{what}: {e}")))
-    }
+fn render(t: &Template, what: &str, ff: &FlowFile) -> Result<String, Failure> {
+    t.render(&ff.attributes)
+        .map_err(|e| Failure::permanent(format!("{what}: {e}")))
+}
 
+impl Config {
     fn request(
         &self,
         client: &reqwest::Client,
         ff: &FlowFile,
         content: Bytes,
     ) -> Result<(reqwest::RequestBuilder, Method, Url), Failure> {
-        let url = check_url(&self.render(&self.url, "url", ff)?)
+        let url = check_url(&render(&self.url, "url", ff)?)
             .map_err(|m| Failure::permanent(format!("url: {m}")))?;
-        let method_text = self.render(&self.method, "method", ff)?;
+        let method_text = render(&self.method, "method", ff)?;
         let method = Method::from_bytes(method_text.trim().to_ascii_uppercase().as_bytes())
             .map_err(|_| {
                 Failure::permanent(format!("method: `{method_text}` is not an HTTP method"))
             })?;
         let mut req = client.request(method.clone(), url.clone());
         for (name, t) in &self.headers {
-            let v = self.render(t, &format!("headers.{name}"), ff)?;
+            let v = render(t, &format!("headers.{name}"), ff)?;
             let v = HeaderValue::from_str(&v).map_err(|_| {
                 Failure::permanent(format!("headers.{name}: not a valid header value"))
             })?;
@@ -282,7 +282,7 @@ impl Config {
             req = req.header(AUTHORIZATION, v);
         }
         if self.send_body && method != Method::GET && method != Method::HEAD {
-            let ct = self.render(&self.content_type, "content_type", ff)?;
+            let ct = render(&self.content_type, "content_type", ff)?;
             if !ct.trim().is_empty() {
                 let ct = HeaderValue::from_str(ct.trim()).map_err(|_| {
                     Failure::permanent(format!("content_type: `{ct}` is not a valid header value"))

@@ -321,8 +321,8 @@ impl Config {
     /// The S3 client: static credentials, or the AWS chain (async: profile
     /// files, metadata endpoints), so this runs in `on_scheduled`.
     async fn client(&self) -> aws_sdk_s3::Client {
-        let mut b = match &self.credentials {
-            Some(c) => aws_sdk_s3::Config::builder()
+        let mut b = if let Some(c) = &self.credentials {
+            aws_sdk_s3::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
                 .region(Region::new(
                     self.region.clone().unwrap_or_else(|| "us-east-1".into()),
@@ -333,19 +333,18 @@ impl Config {
                     c.token.as_ref().map(|t| t.expose().to_string()),
                     None,
                     "sluice-properties",
-                )),
-            None => {
-                let region = aws_config::meta::region::RegionProviderChain::first_try(
-                    self.region.clone().map(Region::new),
-                )
-                .or_default_provider()
-                .or_else(Region::from_static("us-east-1"));
-                let shared = aws_config::defaults(BehaviorVersion::latest())
-                    .region(region)
-                    .load()
-                    .await;
-                aws_sdk_s3::config::Builder::from(&shared)
-            }
+                ))
+        } else {
+            let region = aws_config::meta::region::RegionProviderChain::first_try(
+                self.region.clone().map(Region::new),
+            )
+            .or_default_provider()
+            .or_else(Region::from_static("us-east-1"));
+            let shared = aws_config::defaults(BehaviorVersion::latest())
+                .region(region)
+                .load()
+                .await;
+            aws_sdk_s3::config::Builder::from(&shared)
         };
         b = b
             .retry_config(RetryConfig::disabled())

@@ -340,27 +340,24 @@ impl Config {
             ));
         }
         let mut msg = Map::new();
-        match render(&self.color, "color")? {
-            Some(color) => {
-                let mut a = Map::new();
-                a.insert("color".into(), Value::String(color.trim().to_string()));
-                if let Some(t) = text {
-                    a.insert("fallback".into(), Value::String(t.clone()));
-                    a.insert("text".into(), Value::String(t));
-                    a.insert("mrkdwn_in".into(), json!(["text"]));
-                }
-                if let Some(b) = blocks {
-                    a.insert("blocks".into(), b);
-                }
-                msg.insert("attachments".into(), Value::Array(vec![Value::Object(a)]));
+        if let Some(color) = render(&self.color, "color")? {
+            let mut a = Map::new();
+            a.insert("color".into(), Value::String(color.trim().to_string()));
+            if let Some(t) = text {
+                a.insert("fallback".into(), Value::String(t.clone()));
+                a.insert("text".into(), Value::String(t));
+                a.insert("mrkdwn_in".into(), json!(["text"]));
             }
-            None => {
-                if let Some(t) = text {
-                    msg.insert("text".into(), Value::String(t));
-                }
-                if let Some(b) = blocks {
-                    msg.insert("blocks".into(), b);
-                }
+            if let Some(b) = blocks {
+                a.insert("blocks".into(), b);
+            }
+            msg.insert("attachments".into(), Value::Array(vec![Value::Object(a)]));
+        } else {
+            if let Some(t) = text {
+                msg.insert("text".into(), Value::String(t));
+            }
+            if let Some(b) = blocks {
+                msg.insert("blocks".into(), b);
             }
         }
         for (key, t) in [

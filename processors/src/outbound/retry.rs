@@ -41,7 +41,7 @@ pub const ERROR_ATTR: &str = "put.error";
 pub const ATTEMPTS_ATTR: &str = "put.attempts";
 
 /// Longest a `Retry-After` is honoured for (a broken server could ask for a year).
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+const RETRY_AFTER_CAP: Duration = Duration::from_hours(1);
 /// A trigger stops taking new FlowFiles after this long, so reloads and
 /// other processors get their turn.
 const TRIGGER_BUDGET: Duration = Duration::from_secs(1);
@@ -496,11 +496,8 @@ mod tests {
 
     #[test]
     fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
+        let now = SystemTime::UNIX_EPOCH + Duration::from_mins(24_090_208); // 2015-10-21 07:28:00 UTC
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_mins(2)));
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
@@ -732,11 +729,11 @@ mod tests {
     #[test]
     fn io_wrapped_tls_errors_are_found() {
         use tokio_rustls::rustls;
-        let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, inner);
         #[derive(Debug, thiserror::Error)]
         #[error("connecting")]
         struct Outer(#[source] std::io::Error);
+        let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, inner);
         let outer = Outer(io);
         let found = tls_problem(&outer).expect("found through io::Error");
         assert!(

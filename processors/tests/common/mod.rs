@@ -67,8 +67,8 @@ impl ProcessorType for SequenceType {
     }
     fn build(&self, p: &Properties, _: &BuildContext) -> Result<Box<dyn Processor>, BuildError> {
         Ok(Box::new(Sequence {
-            count: p.int("count")? as u64,
-            per_trigger: p.int("per_trigger")? as u64,
+            count: u64::try_from(p.int("count")?).unwrap_or(0),
+            per_trigger: u64::try_from(p.int("per_trigger")?).unwrap_or(1),
             next: AtomicU64::new(0),
         }))
     }
@@ -272,7 +272,7 @@ pub async fn down_then_back<D, DFut, F, Fut>(
 
     bring_back().await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while delivered().await < total as usize {
         if tokio::time::Instant::now() > deadline {
             let status = serde_json::to_string_pretty(&engine.status()).unwrap_or_default();
