@@ -89,10 +89,11 @@ fn sluice_flow(mode: Mode, port: u16, out: &Path) -> String {
 defaults:
   provenance_events: 0
   scheduling: {{ batch_size: 1000 }}
+  back_pressure: {{ max_count: 2000 }}
 processors:
   listen:
     type: ListenSyslog
-    properties: {{ protocol: {protocol}, bind: 127.0.0.1, port: {port}, timezone: UTC, queue_size: 20000 }}
+    properties: {{ protocol: {protocol}, bind: 127.0.0.1, port: {port}, timezone: UTC, queue_size: 10000 }}
   tag:
     type: UpdateAttribute
     properties:
