@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use sluice_flowfile_repo::{FsyncPolicy, RecoveryMode};
 use sluice_runtime::{Engine, EngineOptions, FlowStatus, Registry, parse_duration};
 
 /// Options of `sluice run`.
@@ -29,9 +30,38 @@ pub struct RunArgs {
     /// Stop by itself after this long (e.g. `30s`).
     #[arg(long)]
     duration: Option<String>,
+    /// Address of the web flow visualizer and HTTP API (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    ui: std::net::SocketAddr,
+    /// Do not serve the visualizer and API.
+    #[arg(long)]
+    no_ui: bool,
+    /// Bearer token for API calls that change state (default: generated and
+    /// printed at start). Also read from SLUICE_UI_TOKEN.
+    #[arg(long, env = "SLUICE_UI_TOKEN", hide_env_values = true)]
+    ui_token: Option<String>,
+    /// Require the token for read-only API endpoints too.
+    #[arg(long)]
+    ui_closed_reads: bool,
     /// How long in-flight work may take to finish at shutdown.
     #[arg(long, default_value = "10s")]
     grace: String,
+    /// FlowFile repository directory (default `./sluice-repo/<flow name>`):
+    /// committed FlowFiles survive a crash and come back on the next run.
+    #[arg(long, conflicts_with = "no_repository")]
+    repository: Option<PathBuf>,
+    /// Run in memory only: queued FlowFiles are lost if the process dies.
+    #[arg(long)]
+    no_repository: bool,
+    /// When commits are fsynced: `always` (default: an acknowledged FlowFile
+    /// survives power loss), `interval:10ms` (fewer fsyncs, later
+    /// acknowledgements) or `never` (survives a crash of the process only).
+    #[arg(long, default_value = "always")]
+    fsync: String,
+    /// What recovery may cut: `tolerate-tail` (default: only the torn tail a
+    /// crash leaves) or `skip-damaged` (any damage; after `sluice repo check`).
+    #[arg(long, default_value = "tolerate-tail")]
+    recovery: String,
 }
 
 /// Runs the flow until a signal (or `--duration`).
@@ -45,6 +75,18 @@ pub fn run(args: RunArgs, registry: &Registry) -> Result<ExitCode> {
         .as_deref()
         .map(|d| dur("--duration", d))
         .transpose()?;
+    let (journal, recovered) = if args.no_repository {
+        (None, Vec::new())
+    } else {
+        let fsync: FsyncPolicy = args.fsync.parse().context("--fsync")?;
+        let recovery: RecoveryMode = args.recovery.parse().context("--recovery")?;
+        let dir = args
+            .repository
+            .clone()
+            .unwrap_or_else(|| crate::cmd_run_repo::default_dir(&spec.name));
+        let (journal, recovered) = crate::cmd_run_repo::open_for_run(&dir, fsync, recovery)?;
+        (Some(journal), recovered)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")
@@ -52,10 +94,34 @@ pub fn run(args: RunArgs, registry: &Registry) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let name = spec.name.clone();
-        let engine = Engine::start(spec, EngineOptions::default())
+        let engine = Engine::start(spec, EngineOptions { journal, recovered })
             .await
             .context("starting the flow")?;
         tracing::info!(flow = %name, "flow started");
+        if !args.no_ui {
+            let config = sluice_ui::UiConfig {
+                address: args.ui,
+                token: args.ui_token.clone(),
+                open_reads: !args.ui_closed_reads,
+            };
+            let token = engine.shutdown_token().clone();
+            match sluice_ui::serve(
+                engine.clone(),
+                config,
+                async move { token.cancelled().await },
+            )
+            .await
+            {
+                Ok(addr) => eprintln!("web UI and API on http://{addr}/"),
+                Err(e) => {
+                    engine.shutdown(grace).await;
+                    return Err(anyhow::anyhow!(
+                        "starting the web UI on {}: {e} (use --ui ADDR or --no-ui)",
+                        args.ui
+                    ));
+                }
+            }
+        }
         let started = Instant::now();
         if args.watch {
             tokio::spawn(watch(

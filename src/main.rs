@@ -5,7 +5,9 @@ mod builtin;
 mod cmd_flows;
 mod cmd_graph;
 mod cmd_processors;
+mod cmd_repo;
 mod cmd_run;
+mod cmd_run_repo;
 mod flows;
 
 use std::path::PathBuf;
@@ -49,11 +51,31 @@ enum Command {
         #[command(subcommand)]
         show: Option<FlowsCmd>,
     },
+    /// Inspect a FlowFile repository without running its flow.
+    Repo {
+        #[command(subcommand)]
+        cmd: RepoCmd,
+    },
     /// Run flow unit tests (`NAME.test.yaml` beside each flow); with no file,
     /// the built-in flows' tests.
     Test {
         /// Flow files or test files.
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RepoCmd {
+    /// Verify every segment and live content claim; report damage with
+    /// offsets. Exit code 0: clean, 1: damaged.
+    Check {
+        /// Repository directory.
+        dir: PathBuf,
+    },
+    /// List the live FlowFiles per connection with their attributes.
+    Dump {
+        /// Repository directory.
+        dir: PathBuf,
     },
 }
 
@@ -85,6 +107,18 @@ fn main() -> ExitCode {
             None => None,
         }),
         Command::Test { files } => cmd_flows::test(&files, &registry),
+        Command::Repo {
+            cmd: RepoCmd::Check { dir },
+        } => cmd_repo::check(&dir).map(|clean| {
+            if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
+        Command::Repo {
+            cmd: RepoCmd::Dump { dir },
+        } => cmd_repo::dump(&dir, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

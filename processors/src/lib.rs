@@ -8,8 +8,17 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod attributes_to_json;
+mod format_template;
+mod generate_flowfile;
+mod listen_http;
 mod listen_syslog;
+mod log_attribute;
+mod name_pattern;
+mod outbound;
 mod parse_syslog;
+mod put_file;
+mod route_on_attribute;
 mod route_on_severity;
 mod syslog_parse;
 mod update_attribute;
@@ -18,7 +27,19 @@ mod update_attribute;
 #[must_use]
 pub fn registry() -> Registry {
     Registry::new(vec![
+        Arc::new(generate_flowfile::GenerateFlowFileType),
+        Arc::new(listen_http::ListenHttpType),
         Arc::new(update_attribute::UpdateAttributeType),
+        Arc::new(outbound::put_http::PutHttpType),
+        Arc::new(outbound::put_slack::PutSlackType),
+        Arc::new(outbound::put_ftp::PutFtpType),
+        Arc::new(outbound::put_s3_object::PutS3ObjectType),
+        Arc::new(outbound::put_email::PutEmailType),
+        Arc::new(route_on_attribute::RouteOnAttributeType),
+        Arc::new(attributes_to_json::AttributesToJsonType),
+        Arc::new(format_template::FormatTemplateType),
+        Arc::new(put_file::PutFileType),
+        Arc::new(log_attribute::LogAttributeType),
         Arc::new(listen_syslog::ListenSyslogType),
         Arc::new(parse_syslog::ParseSyslogType),
         Arc::new(route_on_severity::RouteOnSeverityType),

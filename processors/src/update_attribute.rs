@@ -45,7 +45,7 @@ impl ProcessorType for UpdateAttributeType {
         "UpdateAttribute"
     }
     fn description(&self) -> &'static str {
-        "Sets attributes from handlebars templates over the incoming attributes and removes attributes by name."
+        "Sets attributes from handlebars templates over the incoming attributes (and `{{content}}`, the content as text) and removes attributes by name."
     }
     fn properties(&self) -> &'static [PropertyDescriptor] {
         PROPERTIES
@@ -56,7 +56,11 @@ impl ProcessorType for UpdateAttributeType {
     fn relationships(&self, _: &Properties) -> Vec<RelationshipDef> {
         vec![RelationshipDef::new(SUCCESS, "Every FlowFile, updated.")]
     }
-    fn build(&self, props: &Properties, _: &BuildContext) -> Result<Box<dyn Processor>, BuildError> {
+    fn build(
+        &self,
+        props: &Properties,
+        _: &BuildContext,
+    ) -> Result<Box<dyn Processor>, BuildError> {
         let mut set = Vec::new();
         for (name, src) in props.map("set")? {
             let t = Template::compile(&src, Escape::None)
@@ -87,8 +91,14 @@ impl Processor for UpdateAttribute {
     ) -> Result<(), ProcessError> {
         for mut ff in session.get_batch(ctx.scheduling().batch_size) {
             let original = ff.attributes.clone();
+            // `{{content}}` is the content as text, read only when a template uses it.
+            let content = if self.set.iter().any(|(_, t)| t.uses_content()) {
+                Some(String::from_utf8_lossy(&session.read(&ff)?).into_owned())
+            } else {
+                None
+            };
             for (name, t) in &self.set {
-                match t.render(&original) {
+                match t.render_with(&original, content.as_deref(), &[]) {
                     Ok(v) => ff.attributes.insert(name.clone(), v),
                     Err(e) => {
                         // Helpers can fail on odd input; say so on the FlowFile
@@ -121,7 +131,8 @@ mod tests {
     async fn sets_from_original_attributes_and_deletes() {
         let yaml = "set:\n  a: \"{{b}}-x\"\n  b: new\ndelete: [gone]\n";
         let props = crate::test_props(&UpdateAttributeType, yaml);
-        let r = TestRunner::with_properties(&UpdateAttributeType, props, Default::default()).unwrap();
+        let r =
+            TestRunner::with_properties(&UpdateAttributeType, props, Default::default()).unwrap();
         r.enqueue("body", &[("b", "old"), ("gone", "1")]);
         r.run_once().await.unwrap();
         let out = r.take(SUCCESS);

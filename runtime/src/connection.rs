@@ -12,8 +12,14 @@
 //!   numerically above `shed_above` (less severe) are dropped first, oldest
 //!   first; only when none is left does it fall back to dropping the oldest.
 //!
-//! Neither dropping policy ever reports itself full, so a slow sink behind one
-//! never stalls its siblings. Every drop is counted.
+//! - `spill`: past the thresholds FlowFiles are swapped out to disk in
+//!   batches (see [`crate::spill`]) up to `max_disk`; they come back in order
+//!   as the queue drains. Only when the disk cap is reached (and one more
+//!   batch waits in memory) does it block like `block`.
+//!
+//! Neither dropping policy ever reports itself full, and `spill` only at its
+//! disk cap, so a slow sink behind one never stalls its siblings. Every drop
+//! is counted.
 //!
 //! Internally the queue keeps up to two *lanes* (one for sheddable FlowFiles
 //! under `shed`) ordered by (rank, sequence); polling takes the better head. A
@@ -22,8 +28,9 @@
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -31,11 +38,34 @@ use tokio::sync::Notify;
 
 use crate::attributes::AttrStr;
 use crate::flowfile::{FlowFile, now_millis};
+use crate::spill::Spill;
 
 /// Default back-pressure object threshold (NiFi's).
 pub const DEFAULT_MAX_COUNT: u64 = 10_000;
 /// Default back-pressure data-size threshold: 1 GB (NiFi's).
 pub const DEFAULT_MAX_BYTES: u64 = 1_000_000_000;
+/// Default disk cap of a `spill` connection's swap files: 10 GB.
+pub const DEFAULT_SPILL_MAX_DISK: u64 = 10_000_000_000;
+
+/// Settings of `when_full: spill`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpillSettings {
+    /// Most bytes of swap files on disk; past it the connection blocks.
+    pub max_disk: u64,
+    /// Directory under which each connection instance makes its own swap
+    /// directory (the engine sets the repository's; `None`: the system temp
+    /// directory).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for SpillSettings {
+    fn default() -> Self {
+        Self {
+            max_disk: DEFAULT_SPILL_MAX_DISK,
+            dir: None,
+        }
+    }
+}
 
 /// What a full connection does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +81,21 @@ pub enum WhenFull {
         /// FlowFiles with a value strictly above this are sheddable.
         above: i64,
     },
+    /// FlowFiles past the thresholds are swapped out to disk.
+    Spill(SpillSettings),
+}
+
+impl WhenFull {
+    /// The policy's name in flow files.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            WhenFull::Block => "block",
+            WhenFull::DropOldest => "drop-oldest",
+            WhenFull::Shed { .. } => "shed",
+            WhenFull::Spill(_) => "spill",
+        }
+    }
 }
 
 /// The order in which queued FlowFiles are handed out.
@@ -235,6 +280,8 @@ struct Queue {
     bytes: u64,
     back_seq: u64,
     front_seq: u64,
+    /// Under `spill`: what is past the in-memory part, in order.
+    spill: Option<Spill>,
 }
 
 /// Counters of a connection, readable without its lock.
@@ -252,6 +299,12 @@ pub struct ConnectionCounters {
     pub dropped_overflow: AtomicU64,
     /// Dropped by expiration.
     pub dropped_expired: AtomicU64,
+    /// FlowFiles swapped out to disk now (`spill`).
+    pub spilled: AtomicU64,
+    /// Bytes of swap files on disk now (`spill`).
+    pub spill_disk_bytes: AtomicU64,
+    /// Swap files that could not be written or read back (`spill`).
+    pub spill_errors: AtomicU64,
 }
 
 /// A bounded queue between two processors.
@@ -263,6 +316,7 @@ pub struct Connection {
     downstream: Arc<Notify>,
     upstream: Arc<Notify>,
     observer: Option<Arc<dyn DropObserver>>,
+    spill_blocked: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -275,6 +329,22 @@ impl std::fmt::Debug for Connection {
 }
 
 const MID_SEQ: u64 = u64::MAX / 2;
+
+/// The swap directory of one connection instance: unique, under `root`
+/// (the repository's spill directory) or the system temp directory.
+fn spill_dir(root: Option<&std::path::Path>, connection: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        crate::spill::safe_file_name(connection)
+    );
+    match root {
+        Some(r) => r.join(name),
+        None => std::env::temp_dir().join("sluice-spill").join(name),
+    }
+}
 
 impl Connection {
     /// A connection that wakes `downstream` when FlowFiles arrive and
@@ -295,8 +365,19 @@ impl Connection {
         } else {
             vec![Lane::new(&settings.prioritizer)]
         };
+        let id = id.into();
+        let spill = match &settings.when_full {
+            WhenFull::Spill(sp) => Some(Spill::new(
+                spill_dir(sp.dir.as_deref(), &id),
+                &id,
+                sp.max_disk,
+                settings.max_count,
+                settings.max_bytes,
+            )),
+            _ => None,
+        };
         Self {
-            id: id.into(),
+            id,
             settings,
             queue: Mutex::new(Queue {
                 lanes,
@@ -305,11 +386,13 @@ impl Connection {
                 bytes: 0,
                 back_seq: MID_SEQ,
                 front_seq: MID_SEQ,
+                spill,
             }),
             counters: ConnectionCounters::default(),
             downstream,
             upstream,
             observer,
+            spill_blocked: AtomicBool::new(false),
         }
     }
 
@@ -350,11 +433,21 @@ impl Connection {
             || self.queued_bytes() >= self.settings.max_bytes
     }
 
-    /// Whether this connection holds back its upstream processor now: only a
-    /// `block` connection at threshold does.
+    /// Whether this connection holds back its upstream processor now: a
+    /// `block` connection at threshold does, and a `spill` one at its disk cap.
     #[must_use]
     pub fn is_back_pressured(&self) -> bool {
-        self.settings.when_full == WhenFull::Block && self.at_threshold()
+        match self.settings.when_full {
+            WhenFull::Block => self.at_threshold(),
+            WhenFull::Spill(_) => self.spill_blocked.load(Ordering::Relaxed),
+            _ => false,
+        }
+    }
+
+    /// FlowFiles swapped out to disk now (`spill` only).
+    #[must_use]
+    pub fn spilled_count(&self) -> u64 {
+        self.counters.spilled.load(Ordering::Relaxed)
     }
 
     /// Fill ratio in [0, 1+]: the larger of count and bytes fill.
@@ -438,8 +531,41 @@ impl Connection {
     }
 
     fn publish(&self, q: &Queue) {
-        self.counters.queued_count.store(q.count, Ordering::Relaxed);
-        self.counters.queued_bytes.store(q.bytes, Ordering::Relaxed);
+        let (mut count, mut bytes) = (q.count, q.bytes);
+        if let Some(sp) = &q.spill {
+            count += sp.count();
+            bytes += sp.bytes();
+            let c = &self.counters;
+            c.spilled.store(sp.swapped(), Ordering::Relaxed);
+            c.spill_disk_bytes.store(sp.disk(), Ordering::Relaxed);
+            c.spill_errors.store(sp.errors(), Ordering::Relaxed);
+            self.spill_blocked.store(sp.blocked(), Ordering::Relaxed);
+        }
+        self.counters.queued_count.store(count, Ordering::Relaxed);
+        self.counters.queued_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    fn has_room(&self, q: &Queue) -> bool {
+        q.count < self.settings.max_count && q.bytes < self.settings.max_bytes
+    }
+
+    /// Under `spill`: brings spilled FlowFiles back while the in-memory part
+    /// has room for them (or is empty).
+    fn spill_in(&self, q: &mut Queue, now: u64) {
+        loop {
+            let Some((n, b)) = q.spill.as_ref().and_then(Spill::front_size) else {
+                return;
+            };
+            let fits =
+                q.count + n <= self.settings.max_count && q.bytes + b <= self.settings.max_bytes;
+            if q.count > 0 && !fits {
+                return;
+            }
+            let ffs = q.spill.as_mut().map(Spill::take_front).unwrap_or_default();
+            for ff in ffs {
+                self.insert(q, ff, false, now);
+            }
+        }
     }
 
     fn over(&self, q: &Queue) -> bool {
@@ -456,10 +582,27 @@ impl Connection {
         let mut evicted = Vec::new();
         {
             let mut q = self.queue.lock();
-            for ff in ffs {
-                self.insert(&mut q, ff, false, now);
+            if q.spill.is_some() {
+                for ff in ffs {
+                    let direct = self.has_room(&q) && q.spill.as_ref().is_some_and(Spill::is_empty);
+                    if direct {
+                        self.insert(&mut q, ff, false, now);
+                    } else if let Some(sp) = q.spill.as_mut() {
+                        sp.push(ff);
+                    }
+                }
+                if let Some(sp) = q.spill.as_mut() {
+                    sp.swap_out();
+                }
+            } else {
+                for ff in ffs {
+                    self.insert(&mut q, ff, false, now);
+                }
             }
-            if self.settings.when_full != WhenFull::Block {
+            if !matches!(
+                self.settings.when_full,
+                WhenFull::Block | WhenFull::Spill(_)
+            ) {
                 while self.over(&q) {
                     // Sheddable lane first, then whatever goes next.
                     let lane = if q.lanes.len() > 1 && q.lanes[1].len() > 0 {
@@ -532,7 +675,10 @@ impl Connection {
         let mut taken = 0;
         {
             let mut q = self.queue.lock();
-            was_full = q.count >= self.settings.max_count || q.bytes >= self.settings.max_bytes;
+            was_full = q.count >= self.settings.max_count
+                || q.bytes >= self.settings.max_bytes
+                || q.spill.as_ref().is_some_and(Spill::blocked);
+            self.spill_in(&mut q, now);
             Self::release_penalized(&mut q, now, self);
             while taken < max {
                 let Some(lane) = Self::best_lane(&q) else {
@@ -548,6 +694,7 @@ impl Connection {
                 out.push(ff);
                 taken += 1;
             }
+            self.spill_in(&mut q, now);
             self.publish(&q);
         }
         self.counters
@@ -613,6 +760,7 @@ impl Connection {
         }
         let q = self.queue.lock();
         q.lanes.iter().any(|l| l.len() > 0)
+            || q.spill.as_ref().is_some_and(|s| !s.is_empty())
             || q.penalized
                 .peek()
                 .is_some_and(|Reverse(p)| p.until <= now_millis())
@@ -650,6 +798,15 @@ impl Connection {
         all
     }
 
+    fn listing_with_spill(&self) -> Vec<FlowFile> {
+        let mut all = self.listing(usize::MAX);
+        let q = self.queue.lock();
+        if let Some(sp) = &q.spill {
+            all.extend(sp.snapshot());
+        }
+        all
+    }
+
     /// Everything queued, for a checkpoint or a reload (order kept per lane).
     #[must_use]
     pub fn drain_all(&self) -> Vec<FlowFile> {
@@ -665,16 +822,20 @@ impl Connection {
             q.bytes -= p.ff.queued_bytes();
             out.push(p.ff);
         }
+        if let Some(sp) = q.spill.as_mut() {
+            out.extend(sp.take_all());
+        }
         self.publish(&q);
         drop(q);
         self.upstream.notify_waiters();
         out
     }
 
-    /// Ids of every queued FlowFile (for checkpoints).
+    /// Copies of every queued FlowFile, spilled ones included (read back
+    /// from their swap files).
     #[must_use]
     pub fn snapshot(&self) -> Vec<FlowFile> {
-        self.listing(usize::MAX)
+        self.listing_with_spill()
     }
 
     /// The notifier woken when FlowFiles arrive.
@@ -860,5 +1021,155 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, fresh_id);
         assert_eq!(c.counters().dropped_expired.load(Ordering::Relaxed), 1);
+    }
+
+    fn spill_conn(max_count: u64, max_disk: u64, dir: &std::path::Path) -> Connection {
+        conn(ConnectionSettings {
+            max_count,
+            when_full: WhenFull::Spill(SpillSettings {
+                max_disk,
+                dir: Some(dir.to_path_buf()),
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn swap_files(dir: &std::path::Path) -> usize {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        rd.map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                swap_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+    }
+
+    #[test]
+    fn spill_swaps_out_past_the_threshold_and_comes_back_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("swap");
+        let c = spill_conn(100, u64::MAX, &dir);
+        let mut pushed = Vec::new();
+        for batch in 0..100 {
+            let fs: Vec<FlowFile> = (0..10)
+                .map(|i| {
+                    let mut f = ff(&[("n", &format!("{batch}-{i}"))], "0123456789");
+                    f.attributes.insert("k", "v");
+                    f
+                })
+                .collect();
+            pushed.extend(fs.iter().map(|f| f.id));
+            c.push_batch(fs);
+            assert!(
+                !c.is_back_pressured(),
+                "spill never blocks below its disk cap"
+            );
+        }
+        assert_eq!(c.queued_count(), 1000);
+        assert_eq!(c.queued_bytes(), 10_000);
+        // At most the threshold plus one batch stays in memory.
+        assert!(c.spilled_count() >= 800, "spilled {}", c.spilled_count());
+        assert!(swap_files(&dir) >= 8);
+        assert!(c.counters().spill_disk_bytes.load(Ordering::Relaxed) > 10_000);
+        let mut got = Vec::new();
+        loop {
+            let mut v = Vec::new();
+            if c.poll_batch(37, &mut v) == 0 {
+                break;
+            }
+            got.extend(v);
+        }
+        assert_eq!(got.iter().map(|f| f.id).collect::<Vec<_>>(), pushed);
+        assert_eq!(got[999].attr("n"), Some("99-9"), "attributes come back");
+        assert_eq!(text_of(&got[500]), "0123456789", "content comes back");
+        assert_eq!(c.queued_count(), 0);
+        assert_eq!(c.spilled_count(), 0);
+        assert_eq!(swap_files(&dir), 0, "swap files removed once read back");
+    }
+
+    fn text_of(f: &FlowFile) -> String {
+        crate::testing::TestRunner::text(f)
+    }
+
+    #[test]
+    fn spill_blocks_at_its_disk_cap_then_releases() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = spill_conn(10, 1, tmp.path());
+        let fs: Vec<FlowFile> = (0..30).map(|_| ff(&[], "x")).collect();
+        let ids: Vec<u64> = fs.iter().map(|f| f.id).collect();
+        c.push_batch(fs[..20].to_vec());
+        assert!(!c.is_back_pressured(), "one batch went to disk");
+        c.push_batch(fs[20..].to_vec());
+        assert!(
+            c.is_back_pressured(),
+            "disk cap reached and a batch waits in memory"
+        );
+        let mut got = Vec::new();
+        c.poll_batch(10, &mut got);
+        assert!(!c.is_back_pressured(), "draining frees the disk");
+        c.poll_batch(100, &mut got);
+        c.poll_batch(100, &mut got);
+        assert_eq!(got.iter().map(|f| f.id).collect::<Vec<_>>(), ids);
+    }
+
+    #[derive(Debug)]
+    struct Claimed(bytes::Bytes);
+    impl crate::StoredContent for Claimed {
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read(&self) -> std::io::Result<bytes::Bytes> {
+            Ok(self.0.clone())
+        }
+        fn locator(&self) -> (u64, u64, u64) {
+            (1, 2, self.0.len() as u64)
+        }
+    }
+
+    #[test]
+    fn spilled_stored_content_keeps_its_claim_in_memory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = spill_conn(1, u64::MAX, tmp.path());
+        let stored: Arc<dyn crate::StoredContent> = Arc::new(Claimed(Bytes::from_static(b"big")));
+        let fs: Vec<FlowFile> = (0..5)
+            .map(|_| {
+                let mut f = FlowFile::new();
+                f.content = crate::Content::Stored(stored.clone());
+                f
+            })
+            .collect();
+        c.push_batch(fs);
+        assert!(c.spilled_count() >= 3);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            c.poll_batch(1, &mut got);
+        }
+        assert_eq!(got.len(), 5);
+        for f in &got {
+            match &f.content {
+                crate::Content::Stored(s) => assert!(Arc::ptr_eq(s, &stored)),
+                crate::Content::Memory(_) => panic!("claim lost"),
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_and_drain_include_spilled_flowfiles() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = spill_conn(2, u64::MAX, tmp.path());
+        let fs: Vec<FlowFile> = (0..9).map(|_| ff(&[], "x")).collect();
+        let ids: Vec<u64> = fs.iter().map(|f| f.id).collect();
+        c.push_batch(fs);
+        assert!(c.spilled_count() > 0);
+        assert_eq!(c.snapshot().iter().map(|f| f.id).collect::<Vec<_>>(), ids);
+        assert_eq!(c.queued_count(), 9, "a snapshot takes nothing");
+        assert_eq!(c.drain_all().iter().map(|f| f.id).collect::<Vec<_>>(), ids);
+        assert_eq!(c.queued_count(), 0);
+        assert_eq!(swap_files(tmp.path()), 0);
     }
 }

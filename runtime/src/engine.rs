@@ -38,6 +38,9 @@ use crate::spec::{ConnectionSpec, FlowSpec, ProcessorSpec};
 /// triggered again without being woken.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// How often a source held back by a full repository checks again.
+const JOURNAL_FULL_RECHECK_MS: u64 = 100;
+
 /// The flow could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -102,7 +105,7 @@ impl Node {
     /// Whether it is scheduled (not stopped by an operator).
     #[must_use]
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::Relaxed)
+        self.running.load(Ordering::SeqCst)
     }
 }
 
@@ -179,6 +182,10 @@ pub struct ConnectionStatus {
     pub dropped_overflow: u64,
     /// Dropped by expiration.
     pub dropped_expired: u64,
+    /// Swapped out to disk now (`when_full: spill`).
+    pub spilled: u64,
+    /// Bytes of swap files on disk now (`when_full: spill`).
+    pub spill_disk_bytes: u64,
 }
 
 /// A snapshot of the whole flow.
@@ -485,9 +492,15 @@ impl Engine {
                 connections.push((c.clone(), conn.clone()));
                 continue;
             }
+            let mut settings = c.settings.clone();
+            if let WhenFull::Spill(sp) = &mut settings.when_full
+                && sp.dir.is_none()
+            {
+                sp.dir = self.journal.as_ref().and_then(|j| j.spill_dir());
+            }
             let conn = Arc::new(Connection::new(
                 c.id.clone(),
-                c.settings.clone(),
+                settings,
                 self.wake_for(&c.to),
                 self.wake_for(&c.from),
                 Some(self.dropper.clone()),
@@ -516,6 +529,21 @@ impl Engine {
                 })
                 .map(|(_, c)| c.clone());
             if let Some(c) = successor {
+                // The repository must see the move too, or a crash after the
+                // reload would bring these back to the removed connection
+                // (kept aside as orphaned instead of flowing on).
+                if let Some(j) = &self.journal {
+                    let changes = queued
+                        .iter()
+                        .map(|flowfile| Change::Put {
+                            flowfile,
+                            connection: c.id(),
+                        })
+                        .collect();
+                    if let Err(e) = j.commit(changes).await {
+                        tracing::warn!(error = %e, connection = %c.id(), "recording moved FlowFiles failed; after a crash they come back as orphaned");
+                    }
+                }
                 c.push_batch(queued);
                 summary.flowfiles_moved += n;
             } else {
@@ -566,6 +594,7 @@ impl Engine {
                     shutdown: self.shutdown.child_token(),
                     scheduling: p.scheduling.clone(),
                     yielded_until: AtomicU64::new(0),
+                    journal: self.journal.clone(),
                 });
                 let n = Arc::new(Node {
                     spec: p.clone(),
@@ -755,7 +784,7 @@ impl Engine {
     pub fn set_running(&self, id: &str, running: bool) -> bool {
         match self.node(id) {
             Some(n) => {
-                n.running.store(running, Ordering::Relaxed);
+                n.running.store(running, Ordering::SeqCst);
                 n.ctx.wake();
                 n.ctx.bulletin(
                     Level::Info,
@@ -817,15 +846,13 @@ impl Engine {
                     max_bytes: c.settings().max_bytes,
                     fill: c.fill_ratio(),
                     back_pressured: c.is_back_pressured(),
-                    when_full: match &c.settings().when_full {
-                        WhenFull::Block => "block".into(),
-                        WhenFull::DropOldest => "drop-oldest".into(),
-                        WhenFull::Shed { .. } => "shed".into(),
-                    },
+                    when_full: c.settings().when_full.name().into(),
                     enqueued: get(&k.enqueued),
                     dequeued: get(&k.dequeued),
                     dropped_overflow: get(&k.dropped_overflow),
                     dropped_expired: get(&k.dropped_expired),
+                    spilled: get(&k.spilled),
+                    spill_disk_bytes: get(&k.spill_disk_bytes),
                 }
             })
             .collect();
@@ -909,6 +936,10 @@ async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
             .any(|o| o.connections.iter().any(|c| c.is_back_pressured()))
         {
             Some(None)
+        } else if is_source && io.journal.as_ref().is_some_and(|j| j.is_full()) {
+            // The repository is at its disk cap: hold new data back until
+            // downstream releases content (no wake-up for that: re-check).
+            Some(Some(JOURNAL_FULL_RECHECK_MS))
         } else if io.inputs.is_empty() || is_source {
             (next_run > now).then(|| Some(next_run - now))
         } else if io.inputs.iter().any(|c| c.has_available()) {
@@ -941,15 +972,21 @@ async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
         next_run = now + run_ms.max(if sched.trigger_when_empty { 10 } else { 0 });
         // Shared with other triggers; exclusive only while a reload swaps
         // connections. Read the connections again under it.
+        let stats = &ctx.stats;
+        // Count the task active before the last running check: once an
+        // operator stopped the processor and sees no active task, no trigger
+        // can start any more. The count drops only after commit or rollback.
+        stats.active_tasks.fetch_add(1, Ordering::SeqCst);
+        if !node.is_running() || node.cancel.is_cancelled() {
+            stats.active_tasks.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         let gate_guard = gate.read().await;
         let io = node.io.read().clone();
         let mut session = ProcessSession::new(io);
-        let stats = &ctx.stats;
-        stats.active_tasks.fetch_add(1, Ordering::Relaxed);
         let result = AssertUnwindSafe(node.processor.on_trigger(&ctx, &mut session))
             .catch_unwind()
             .await;
-        stats.active_tasks.fetch_sub(1, Ordering::Relaxed);
         stats.invocations.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
             Ok(Ok(())) => {
@@ -978,6 +1015,7 @@ async fn run_task(node: Arc<Node>, gate: Arc<tokio::sync::RwLock<()>>) {
         let did_work = session.did_work();
         drop(session);
         drop(gate_guard);
+        stats.active_tasks.fetch_sub(1, Ordering::SeqCst);
         if let Some(e) = failure {
             stats.errors.fetch_add(1, Ordering::Relaxed);
             ctx.bulletin(Level::Error, e.message.clone());

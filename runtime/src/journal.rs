@@ -47,4 +47,16 @@ pub trait Journal: Send + Sync {
         let _ = flowfile;
         Ok(())
     }
+
+    /// Whether storage is at its disk cap: sources are held back (and
+    /// report back-pressure) until downstream processors release content.
+    fn is_full(&self) -> bool {
+        false
+    }
+
+    /// Where connections with `when_full: spill` keep their swap files
+    /// (`None`: the system temp directory).
+    fn spill_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }

@@ -4,6 +4,7 @@
 
 mod attributes;
 mod connection;
+pub mod durable;
 mod engine;
 mod expr;
 mod flowfile;
@@ -13,10 +14,12 @@ mod metrics;
 mod processor;
 mod properties;
 mod provenance;
+mod record;
 mod registry;
 mod session;
 pub mod severity;
 mod spec;
+mod spill;
 mod template;
 pub mod testing;
 pub mod yaml;
@@ -24,7 +27,7 @@ pub mod yaml;
 pub use attributes::{AttrStr, Attributes};
 pub use connection::{
     Connection, ConnectionCounters, ConnectionSettings, DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT,
-    DropObserver, DropReason, Prioritizer, WhenFull,
+    DEFAULT_SPILL_MAX_DISK, DropObserver, DropReason, Prioritizer, SpillSettings, WhenFull,
 };
 pub use engine::{
     ConnectionStatus, Engine, EngineError, EngineOptions, FlowStatus, Node, ProcessorStatus,

@@ -197,6 +197,7 @@ pub struct ProcessContext {
     pub(crate) shutdown: CancellationToken,
     pub(crate) scheduling: Scheduling,
     pub(crate) yielded_until: AtomicU64,
+    pub(crate) journal: Option<Arc<dyn crate::journal::Journal>>,
 }
 
 impl ProcessContext {
@@ -212,6 +213,7 @@ impl ProcessContext {
             shutdown: CancellationToken::new(),
             scheduling,
             yielded_until: AtomicU64::new(0),
+            journal: None,
         }
     }
 
@@ -245,11 +247,13 @@ impl ProcessContext {
         self.wake.clone()
     }
 
-    /// Whether an outgoing `block` connection is at its threshold: a source
-    /// should push back on its sender.
+    /// Whether an outgoing `block` connection is at its threshold (or a
+    /// `spill` one at its disk cap), or the repository is at its disk cap: a
+    /// source should push back on its sender.
     #[must_use]
     pub fn is_back_pressured(&self) -> bool {
         self.outputs.read().iter().any(|c| c.is_back_pressured())
+            || self.journal.as_ref().is_some_and(|j| j.is_full())
     }
 
     /// Fires when the flow shuts down; long waits should select on it.

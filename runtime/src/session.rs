@@ -211,13 +211,15 @@ impl ProcessSession {
     pub fn create(&mut self) -> FlowFile {
         let ff = FlowFile::new();
         self.track_new(&ff);
+        self.event(EventKind::Create, &ff, Vec::new(), String::new());
         ff
     }
 
     /// A new FlowFile with data received from outside; `source` is its URI
     /// (RECEIVE event at commit, with the attributes it has then).
     pub fn receive(&mut self, source: &str) -> FlowFile {
-        let ff = self.create();
+        let ff = FlowFile::new();
+        self.track_new(&ff);
         if !self.io.provenance.enabled() {
             return ff;
         }
@@ -308,6 +310,69 @@ impl ProcessSession {
         }
     }
 
+    /// Gives an input back to the front of the queue it was taken from, now,
+    /// penalised until `penalized_until` (ms since the epoch; 0 = not
+    /// penalised): NiFi's transfer back to self. A sink uses it for the one
+    /// FlowFile whose delivery failed transiently, so the FlowFiles it already
+    /// delivered in this session can still be committed.
+    ///
+    /// The FlowFile goes back as given (attribute changes are kept, unlike
+    /// [`rollback`](Self::rollback)); nothing is journaled for it, so after a
+    /// crash it is back as it was last committed. Only a FlowFile taken from an
+    /// input in this session can be requeued; anything else fails the commit.
+    pub fn requeue_until(&mut self, mut ff: FlowFile, penalized_until: u64) {
+        let Some(pos) = self.taken.iter().position(|(_, t)| t.id == ff.id) else {
+            self.problems.push(format!(
+                "FlowFile {} requeued but it was not taken from an input in this session",
+                ff.id
+            ));
+            return;
+        };
+        if !self.open.remove(&ff.id) {
+            self.problems.push(format!(
+                "FlowFile {} requeued but it is not open in this session",
+                ff.id
+            ));
+            return;
+        }
+        let (idx, _) = self.taken.remove(pos);
+        ff.penalized_until = penalized_until;
+        self.io.inputs[idx].requeue_front(vec![ff]);
+    }
+
+    /// Gives FlowFiles taken in this session back to the front of the queues
+    /// they came from, as they were taken (their changes discarded), in the
+    /// order given, penalised if asked. A processor uses it for the FlowFiles
+    /// it cannot handle now (disk full, remote down) while the rest of its
+    /// batch commits. FlowFiles created in this session cannot be requeued.
+    pub fn requeue(&mut self, ffs: Vec<FlowFile>, penalize: bool) {
+        let until = if penalize {
+            now_millis() + u64::try_from(self.io.penalty.as_millis()).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut per_input: Vec<Vec<FlowFile>> = vec![Vec::new(); self.io.inputs.len()];
+        for ff in ffs {
+            let pos = self.taken.iter().position(|(_, t)| t.id == ff.id);
+            match pos {
+                Some(pos) if self.open.remove(&ff.id) => {
+                    let (idx, mut original) = self.taken.remove(pos);
+                    if penalize {
+                        original.penalized_until = until;
+                    }
+                    per_input[idx].push(original);
+                }
+                _ => self.problems.push(format!(
+                    "FlowFile {} requeued but it was not taken from an input in this session (or is already accounted for)",
+                    ff.id
+                )),
+            }
+        }
+        for (idx, ffs) in per_input.into_iter().enumerate() {
+            self.io.inputs[idx].requeue_front(ffs);
+        }
+    }
+
     /// Removes `ff` from the flow at commit (DROP event).
     pub fn remove(&mut self, ff: FlowFile) {
         if !self.open.remove(&ff.id) {
@@ -370,6 +435,7 @@ impl ProcessSession {
                 continue;
             }
             self.event(EventKind::Route, &ff, Vec::new(), out.relationship.clone());
+            let ff_id = ff.id;
             let last = out.connections.len() - 1;
             let mut ff = Some(ff);
             for (ci, conn) in out.connections.iter().enumerate() {
@@ -383,6 +449,12 @@ impl ProcessSession {
                     })
                 };
                 let Some(copy) = copy else { continue };
+                if ci != last {
+                    // A copy for another connection, linked to the original
+                    // so provenance follows both.
+                    let details = format!("clone to {}", conn.id());
+                    self.event(EventKind::Fork, &copy, vec![ff_id], details);
+                }
                 out_n += 1;
                 out_bytes += copy.size();
                 let slot = if let Some(s) = targets.iter().position(|t| Arc::ptr_eq(t, conn)) {
@@ -490,5 +562,136 @@ impl Drop for ProcessSession {
         if !self.taken.is_empty() {
             self.rollback(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::ConnectionSettings;
+    use tokio::sync::Notify;
+
+    fn conn(id: &str) -> Arc<Connection> {
+        let n = Arc::new(Notify::new());
+        Arc::new(Connection::new(
+            id,
+            ConnectionSettings::default(),
+            n.clone(),
+            n,
+            None,
+        ))
+    }
+
+    fn node(input: &Arc<Connection>, out: &Arc<Connection>) -> Arc<NodeIo> {
+        Arc::new(NodeIo {
+            id: "sink".into(),
+            inputs: vec![input.clone()],
+            outputs: vec![Output {
+                relationship: "success".into(),
+                connections: vec![out.clone()],
+            }],
+            stats: Arc::default(),
+            journal: None,
+            provenance: Arc::new(ProvenanceRepository::new(100)),
+            penalty: Duration::from_secs(30),
+            taps: Vec::new(),
+        })
+    }
+
+    fn io(input: &Arc<Connection>, out: &Arc<Connection>) -> Arc<NodeIo> {
+        Arc::new(NodeIo {
+            id: "p".into(),
+            inputs: vec![input.clone()],
+            outputs: vec![Output {
+                relationship: "success".into(),
+                connections: vec![out.clone()],
+            }],
+            stats: Arc::default(),
+            journal: None,
+            provenance: Arc::new(ProvenanceRepository::new(100)),
+            penalty: Duration::from_secs(30),
+            taps: Vec::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn requeue_gives_one_input_back_and_commits_the_rest() {
+        let (input, out) = (conn("in"), conn("out"));
+        input.push_batch((0..3).map(|_| FlowFile::new()).collect());
+        let mut s = ProcessSession::new(node(&input, &out));
+        let mut batch = s.get_batch(3);
+        let mut third = batch.pop().unwrap();
+        let third_id = third.id;
+        for ff in batch {
+            s.transfer(ff, "success");
+        }
+        third.attributes.insert("put.error", "connection refused");
+        let until = now_millis() + 60_000;
+        s.requeue_until(third, until);
+        assert_eq!(input.queued_count(), 1, "requeued at once");
+        s.commit().await.unwrap();
+        assert_eq!(out.queued_count(), 2);
+        assert!(!input.has_available(), "penalised, so not available yet");
+        let back = input.drain_all();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].id, third_id);
+        assert_eq!(back[0].attr("put.error"), Some("connection refused"));
+        assert_eq!(back[0].penalized_until, until);
+    }
+
+    #[tokio::test]
+    async fn requeue_returns_originals_in_order_and_the_rest_commits() {
+        let n = Arc::new(Notify::new());
+        let mk = |id: &str| {
+            Arc::new(Connection::new(
+                id,
+                ConnectionSettings::default(),
+                n.clone(),
+                n.clone(),
+                None,
+            ))
+        };
+        let (input, out) = (mk("in"), mk("out"));
+        let ffs: Vec<FlowFile> = (0..4).map(|_| FlowFile::new()).collect();
+        let ids: Vec<u64> = ffs.iter().map(|f| f.id).collect();
+        input.push_batch(ffs);
+        let mut s = ProcessSession::new(io(&input, &out));
+        let mut batch = s.get_batch(10);
+        let rest = batch.split_off(1);
+        s.transfer(batch.remove(0), "success");
+        let mut changed = rest;
+        for f in &mut changed {
+            f.attributes.insert("touched", "yes");
+        }
+        s.requeue(changed, true);
+        s.commit().await.unwrap();
+        assert_eq!(out.queued_count(), 1);
+        assert_eq!(input.queued_count(), 3);
+        // Penalised: not available now, but back in their original order and unmodified.
+        assert!(!input.has_available());
+        let back = input.drain_all();
+        assert_eq!(
+            back.iter().map(|f| f.id).collect::<Vec<_>>(),
+            ids[1..].to_vec()
+        );
+        assert!(
+            back.iter()
+                .all(|f| f.attr("touched").is_none() && f.penalized_until > 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn requeue_of_a_created_flowfile_fails_the_commit() {
+        let (input, out) = (conn("in"), conn("out"));
+        let mut s = ProcessSession::new(node(&input, &out));
+        let ff = s.create();
+        s.requeue_until(ff, 0);
+        let err = s.commit().await.unwrap_err();
+        assert!(
+            err.message.contains("not taken from an input"),
+            "{}",
+            err.message
+        );
+        assert_eq!(input.queued_count(), 0);
     }
 }

@@ -20,6 +20,8 @@
 //! connections:
 //!   - { from: listen, relationship: success, to: tag }
 //!   - { from: tag, relationship: success, to: save, back_pressure: { max_count: 500 } }
+//!   # past its thresholds, swap to disk instead of blocking `tag`:
+//!   # - { from: tag, relationship: success, to: save, when_full: spill, spill: { max_disk: 10 GB } }
 //! ```
 //!
 //! Scalars may reference the environment: `${env:NAME}` or
@@ -32,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{ConnectionSettings, Prioritizer, WhenFull};
+use crate::connection::{ConnectionSettings, Prioritizer, SpillSettings, WhenFull};
 use crate::expr::Predicate;
 use crate::processor::{InputRequirement, ProcessorType, RelationshipDef, Scheduling};
 use crate::properties::{
@@ -341,10 +343,11 @@ const CONN_KEYS: &[&str] = &[
     "back_pressure",
     "when_full",
     "shed",
+    "spill",
     "prioritizer",
     "expiration",
 ];
-const WHEN_FULL: &[&str] = &["block", "drop-oldest", "shed"];
+const WHEN_FULL: &[&str] = &["block", "drop-oldest", "shed", "spill"];
 
 fn scheduling(ctx: &mut Ctx<'_>, node: &Node, base: &Scheduling) -> Scheduling {
     let mut s = base.clone();
@@ -788,6 +791,7 @@ pub fn parse_flow(
             let mut shed_attr = "syslog.severity".to_string();
             let mut shed_above = 4i64;
             let mut shed_pos = None;
+            let mut spill: Option<SpillSettings> = None;
             for (k, v) in ctx.map(item, "a connection") {
                 match k.scalar_text().as_deref() {
                     Some("from") => from = ctx.string(v, "from").map(|s| (s, v.pos)),
@@ -817,6 +821,21 @@ pub fn parse_flow(
                                 _ => ctx.unknown_key(sk, "shed", &["attribute", "above"]),
                             }
                         }
+                    }
+                    Some("spill") => {
+                        let mut sp = SpillSettings::default();
+                        for (sk, sv) in ctx.map(v, "spill") {
+                            if sk.scalar_text().as_deref() == Some("max_disk") {
+                                if let Some(n) =
+                                    ctx.parse_with(sv, "spill.max_disk", parse_data_size)
+                                {
+                                    sp.max_disk = n.max(1);
+                                }
+                            } else {
+                                ctx.unknown_key(sk, "spill", &["max_disk"]);
+                            }
+                        }
+                        spill = Some(sp);
                     }
                     Some("prioritizer") => match &v.value {
                         Value::Map(m) => {
@@ -851,7 +870,9 @@ pub fn parse_flow(
             }
             match when_full {
                 None => {
-                    if shed_pos.is_some() {
+                    if let Some(sp) = spill.clone() {
+                        settings.when_full = WhenFull::Spill(sp);
+                    } else if shed_pos.is_some() {
                         settings.when_full = WhenFull::Shed {
                             attribute: shed_attr.clone(),
                             above: shed_above,
@@ -861,6 +882,9 @@ pub fn parse_flow(
                 Some((w, pos)) => match w.as_str() {
                     "block" => settings.when_full = WhenFull::Block,
                     "drop-oldest" => settings.when_full = WhenFull::DropOldest,
+                    "spill" => {
+                        settings.when_full = WhenFull::Spill(spill.clone().unwrap_or_default());
+                    }
                     "shed" => {
                         settings.when_full = WhenFull::Shed {
                             attribute: shed_attr.clone(),

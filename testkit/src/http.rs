@@ -126,7 +126,7 @@ struct Core {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The server thread: its own single-threaded tokio runtime, so the receiver keeps answering
@@ -341,6 +341,7 @@ pub struct HttpReceiver {
 
 impl HttpReceiver {
     /// Listens on a free loopback port. Ready as soon as this returns (the socket is bound).
+    #[allow(clippy::unused_async)] // async like every other handle's start()
     pub async fn start() -> Result<Self> {
         let core = Arc::new(Core {
             mode: Mode::Http,
@@ -430,6 +431,7 @@ impl SlackReceiver {
         Self::start_with_token("xoxb-sluice-test").await
     }
 
+    #[allow(clippy::unused_async)] // async like every other handle's start()
     pub async fn start_with_token(token: &str) -> Result<Self> {
         let core = Arc::new(Core {
             mode: Mode::Slack {
@@ -576,7 +578,7 @@ fn web_api(
         }
         Value::Object(map)
     } else if request.body.is_empty() {
-        Value::Object(Default::default())
+        Value::Object(serde_json::Map::default())
     } else {
         match serde_json::from_slice::<Value>(&request.body) {
             Ok(v @ Value::Object(_)) => v,

@@ -191,7 +191,7 @@ impl KafkaBroker {
             .stdin(Stdio::null());
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
-        tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        tokio::time::timeout(Duration::from_mins(1), cmd.output())
             .await
             .with_context(|| format!("tansu {} timed out", args.join(" ")))?
             .with_context(|| format!("running tansu {}", args.join(" ")))

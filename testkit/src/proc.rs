@@ -181,7 +181,7 @@ fn group_alive(pgid: i32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return false;
     };
-    entries.filter_map(|e| e.ok()).any(|entry| {
+    entries.filter_map(std::result::Result::ok).any(|entry| {
         if !entry
             .file_name()
             .to_str()

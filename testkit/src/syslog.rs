@@ -119,7 +119,7 @@ pub struct Rsyslog {
     pub forward: SyslogForward,
     internal_log: PathBuf,
     proc: Proc,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl Rsyslog {
@@ -150,7 +150,7 @@ impl Rsyslog {
             forward,
             internal_log,
             proc,
-            _dir: dir,
+            dir,
         };
         server.start_again().await?;
         Ok(server)
@@ -164,7 +164,7 @@ impl Rsyslog {
     /// Starts rsyslogd again with the same inputs and target.
     pub async fn start_again(&mut self) -> Result<()> {
         // a stale pid file makes rsyslogd refuse to start
-        let _ = std::fs::remove_file(self._dir.path().join("rsyslogd.pid"));
+        let _ = std::fs::remove_file(self.dir.path().join("rsyslogd.pid"));
         self.proc.spawn()?;
         wait_inputs(&mut self.proc, self.udp_input, self.tcp_input).await
     }
@@ -260,7 +260,7 @@ impl SyslogNg {
         }
         let module_dir = std::fs::read_dir(root.join("usr/lib/syslog-ng"))
             .context("syslog-ng module directory")?
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .map(|e| e.path())
             .find(|p| p.is_dir() && p.join("libafsocket.so").exists())
             .context("no syslog-ng module directory with libafsocket.so")?;

@@ -1,6 +1,7 @@
 //! Ports, polling with a deadline, and finding installed tools.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,9 @@ pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(25);
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 fn claim(port: u16) -> bool {
-    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guard = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     guard.get_or_insert_with(HashSet::new).insert(port)
 }
 
@@ -134,12 +137,11 @@ pub(crate) fn udp_bound(addr: SocketAddr) -> bool {
     };
     let want_ip = match addr {
         SocketAddr::V4(a) => format!("{:08X}", u32::from_le_bytes(a.ip().octets())),
-        SocketAddr::V6(a) => a
-            .ip()
-            .octets()
-            .chunks(4)
-            .map(|c| format!("{:08X}", u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-            .collect(),
+        SocketAddr::V6(a) => a.ip().octets().chunks(4).fold(String::new(), |mut hex, c| {
+            let word = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let _ = write!(hex, "{word:08X}");
+            hex
+        }),
     };
     let want_port = format!("{:04X}", addr.port());
     table.lines().skip(1).any(|line| {
@@ -253,8 +255,7 @@ pub fn playwright_node_path() -> Result<PathBuf> {
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Connects to `addr` and reads the first line the server sends (an FTP or SMTP banner).
@@ -339,4 +340,33 @@ mod tests {
         .await
         .expect("third poll is true");
     }
+}
+
+/// A self-signed certificate and key for `localhost` and `127.0.0.1`, made with `openssl`, in
+/// `dir` as `cert.pem` and `key.pem`. It is a leaf certificate (`CA:FALSE`): rustls/webpki
+/// refuse a CA certificate used as a server's own (`CaUsedAsEndEntity`), so a client that
+/// trusts `cert.pem` as its only root can verify the server with it.
+pub(crate) fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let out = std::process::Command::new(find_tool("openssl", None, &[])?)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl req")?;
+    if !out.status.success() {
+        bail!(
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((cert, key))
 }

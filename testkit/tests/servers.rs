@@ -437,7 +437,7 @@ async fn slack_rate_limits_and_errors() {
     }
     assert_eq!(send().await.expect("post").status(), 503);
     assert_eq!(send().await.expect("post").status(), 200);
-    slack.fail_for(Duration::from_secs(60), sluice_testkit::Fault::status(500));
+    slack.fail_for(Duration::from_mins(1), sluice_testkit::Fault::status(500));
     assert_eq!(send().await.expect("post").status(), 500);
     slack.clear_faults();
     assert_eq!(send().await.expect("post").status(), 200);
@@ -754,7 +754,7 @@ async fn chromium_via_playwright_loads_a_local_page() {
         "text/html",
         "<html><head><title>sluice page</title></head><body><p id=x>ok</p></body></html>",
     );
-    let script = r#"
+    let script = r"
 const { chromium } = require('playwright-core');
 (async () => {
   const browser = await chromium.launch({
@@ -766,7 +766,7 @@ const { chromium } = require('playwright-core');
   console.log(await p.title() + '|' + await p.textContent('#x'));
   await browser.close();
 })().catch(e => { console.error(e); process.exit(1); });
-"#;
+";
     let out = tokio::process::Command::new("node")
         .arg("-e")
         .arg(script)

@@ -1,0 +1,466 @@
+//! AttributesToJSON: writes a FlowFile's attributes as one JSON object, to the
+//! content or to an attribute.
+//!
+//! - `include` / `exclude` pick attributes by name, with `*` wildcards
+//!   (`http.header.*`); an empty `include` means every attribute; `exclude`
+//!   wins over `include`.
+//! - Values are JSON strings, except for attributes named in `typed` (also
+//!   patterns; `typed: ["*"]` types every attribute): a value that is a JSON
+//!   number or `true`/`false` is written as a number or boolean. Only exact
+//!   JSON spellings convert: `007`, `+1`, `.5`, `1e` and `TRUE` stay strings,
+//!   and so does an integer too large for 64 bits (it would lose digits).
+//! - `include_core` adds `flowfile.id`, `flowfile.size`, `flowfile.entry_date`
+//!   and `flowfile.lineage_start` (ms since the epoch) as numbers.
+//! - `nested: true` turns dotted names into nested objects: `http.method` ->
+//!   `{"http": {"method": ...}}`. A name with an empty part (`a..b`) stays
+//!   flat. When one name is a prefix of another (`a` and `a.b`), the object
+//!   cannot hold both: the FlowFile goes to `failure` with `json.error`.
+//! - `include_content` adds the content as the string field `content` (invalid
+//!   UTF-8 replaced by U+FFFD); it replaces an attribute of that name.
+//! - `destination: content` (the default) replaces the content and sets
+//!   `mime.type: application/json`; `destination: attribute` leaves the content
+//!   and sets the attribute `attribute_name` (default `JSONAttributes`).
+//!
+//! serde_json writes the text, so any value, however hostile (quotes,
+//! newlines, control characters, invalid surrogates), gives valid JSON.
+//!
+//! ```yaml
+//! to_json:
+//!   type: AttributesToJSON
+//!   properties:
+//!     include: [http.*, route.name]
+//!     exclude: [http.header.authorization]
+//!     typed: [http.status, count]
+//!     nested: true
+//! ```
+
+use serde_json::{Map, Number, Value};
+use sluice_runtime::{
+    BuildContext, BuildError, FlowFile, InputRequirement, ProcessContext, ProcessError,
+    ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
+    RelationshipDef, async_trait,
+};
+
+use crate::name_pattern::NamePatterns;
+
+/// FlowFiles with their JSON.
+pub const SUCCESS: &str = "success";
+/// FlowFiles whose JSON could not be made (`json.error` says why).
+pub const FAILURE: &str = "failure";
+
+const DESTINATIONS: &[&str] = &["content", "attribute"];
+
+const PROPERTIES: &[PropertyDescriptor] = &[
+    PropertyDescriptor::optional(
+        "include",
+        PropKind::ListOf(&PropKind::NonEmpty),
+        None,
+        "Attribute names or `*` patterns to write; empty = every attribute.",
+    ),
+    PropertyDescriptor::optional(
+        "exclude",
+        PropKind::ListOf(&PropKind::NonEmpty),
+        None,
+        "Attribute names or `*` patterns to leave out (wins over `include`).",
+    ),
+    PropertyDescriptor::optional(
+        "include_core",
+        PropKind::Bool,
+        Some("false"),
+        "Add flowfile.id, flowfile.size, flowfile.entry_date and flowfile.lineage_start as numbers.",
+    ),
+    PropertyDescriptor::optional(
+        "destination",
+        PropKind::Choice(DESTINATIONS),
+        Some("content"),
+        "Where the JSON goes: `content` (sets mime.type) or `attribute` (see attribute_name).",
+    ),
+    PropertyDescriptor::optional(
+        "attribute_name",
+        PropKind::NonEmpty,
+        Some("JSONAttributes"),
+        "The attribute that receives the JSON with `destination: attribute`.",
+    ),
+    PropertyDescriptor::optional(
+        "typed",
+        PropKind::ListOf(&PropKind::NonEmpty),
+        None,
+        "Attribute names or `*` patterns whose values are written as JSON numbers/booleans when they are spelled as one.",
+    ),
+    PropertyDescriptor::optional(
+        "nested",
+        PropKind::Bool,
+        Some("false"),
+        "Turn dotted names into nested objects (`a.b` -> {\"a\": {\"b\": ..}}).",
+    ),
+    PropertyDescriptor::optional(
+        "include_content",
+        PropKind::Bool,
+        Some("false"),
+        "Add the content as the string field `content` (lossy UTF-8).",
+    ),
+];
+
+/// The registry entry.
+pub struct AttributesToJsonType;
+
+impl ProcessorType for AttributesToJsonType {
+    fn name(&self) -> &'static str {
+        "AttributesToJSON"
+    }
+    fn description(&self) -> &'static str {
+        "Writes selected attributes (optionally typed, nested, with core fields and content) as a JSON object to the content or to an attribute."
+    }
+    fn properties(&self) -> &'static [PropertyDescriptor] {
+        PROPERTIES
+    }
+    fn input(&self) -> InputRequirement {
+        InputRequirement::Required
+    }
+    fn relationships(&self, _: &Properties) -> Vec<RelationshipDef> {
+        vec![
+            RelationshipDef::new(SUCCESS, "FlowFiles with their JSON."),
+            RelationshipDef::new(
+                FAILURE,
+                "FlowFiles whose JSON could not be made; `json.error` says why.",
+            ),
+        ]
+    }
+    fn build(
+        &self,
+        props: &Properties,
+        _: &BuildContext,
+    ) -> Result<Box<dyn Processor>, BuildError> {
+        let to_attribute = props.str("destination")? == "attribute";
+        Ok(Box::new(AttributesToJson {
+            include: NamePatterns::new(props.list("include")?),
+            exclude: NamePatterns::new(props.list("exclude")?),
+            typed: NamePatterns::new(props.list("typed")?),
+            include_core: props.bool("include_core")?,
+            to_attribute: to_attribute
+                .then(|| props.str("attribute_name").map(str::to_string))
+                .transpose()?,
+            nested: props.bool("nested")?,
+            include_content: props.bool("include_content")?,
+        }))
+    }
+    fn example(&self) -> &'static str {
+        "include: [http.*, route.name]\nexclude: [http.header.authorization]\ntyped: [http.status, count]\nnested: true"
+    }
+}
+
+struct AttributesToJson {
+    include: NamePatterns,
+    exclude: NamePatterns,
+    typed: NamePatterns,
+    include_core: bool,
+    /// `Some(name)` with `destination: attribute`.
+    to_attribute: Option<String>,
+    nested: bool,
+    include_content: bool,
+}
+
+/// The value as a JSON number or boolean when spelled exactly as one.
+fn typed_value(s: &str) -> Option<Value> {
+    match s {
+        "true" => return Some(Value::Bool(true)),
+        "false" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    let n: Number = serde_json::from_str(s).ok()?;
+    let integer = !s.contains(['.', 'e', 'E']);
+    if integer && !(n.is_i64() || n.is_u64()) {
+        return None; // too large for 64 bits: keep every digit as text
+    }
+    Some(Value::Number(n))
+}
+
+/// Inserts `value` at the dotted `key` inside `obj`.
+fn insert_nested(obj: &mut Map<String, Value>, key: &str, value: Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.len() == 1 || parts.iter().any(|p| p.is_empty()) {
+        return insert_flat(obj, key, value);
+    }
+    let mut cur = obj;
+    for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
+        let slot = cur
+            .entry((*part).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        cur = match slot {
+            Value::Object(m) => m,
+            _ => {
+                return Err(format!(
+                    "`{}` is both a value and the parent of `{key}`",
+                    parts[..=i].join(".")
+                ));
+            }
+        };
+    }
+    let last = parts[parts.len() - 1];
+    insert_flat(cur, last, value)
+        .map_err(|_| format!("`{key}` is both a value and the parent of other attributes"))
+}
+
+fn insert_flat(obj: &mut Map<String, Value>, key: &str, value: Value) -> Result<(), String> {
+    if matches!(obj.get(key), Some(Value::Object(_))) {
+        return Err(format!(
+            "`{key}` is both a value and the parent of other attributes"
+        ));
+    }
+    obj.insert(key.to_string(), value);
+    Ok(())
+}
+
+impl AttributesToJson {
+    fn json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<String, String> {
+        let mut obj = Map::new();
+        let put = |obj: &mut Map<String, Value>, k: &str, v: Value| {
+            if self.nested {
+                insert_nested(obj, k, v)
+            } else {
+                insert_flat(obj, k, v)
+            }
+        };
+        for (k, v) in ff.attributes.iter() {
+            if (!self.include.is_empty() && !self.include.matches(k)) || self.exclude.matches(k) {
+                continue;
+            }
+            let value = if self.typed.matches(k) {
+                typed_value(v).unwrap_or_else(|| Value::String(v.to_string()))
+            } else {
+                Value::String(v.to_string())
+            };
+            put(&mut obj, k, value)?;
+        }
+        if self.include_core {
+            for (k, v) in [
+                ("flowfile.id", ff.id),
+                ("flowfile.size", ff.size()),
+                ("flowfile.entry_date", ff.entry_date),
+                ("flowfile.lineage_start", ff.lineage_start),
+            ] {
+                put(&mut obj, k, Value::from(v))?;
+            }
+        }
+        if self.include_content {
+            let bytes = session.read(ff).map_err(|e| e.message)?;
+            obj.insert(
+                "content".into(),
+                Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+            );
+        }
+        serde_json::to_string(&Value::Object(obj)).map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait]
+impl Processor for AttributesToJson {
+    async fn on_trigger(
+        &self,
+        ctx: &ProcessContext,
+        session: &mut ProcessSession,
+    ) -> Result<(), ProcessError> {
+        for mut ff in session.get_batch(ctx.scheduling().batch_size) {
+            match self.json(session, &ff) {
+                Ok(text) => {
+                    if let Some(name) = &self.to_attribute {
+                        ff.attributes.insert(name.as_str(), text);
+                    } else {
+                        session.write(&mut ff, text);
+                        ff.attributes.insert("mime.type", "application/json");
+                    }
+                    session.transfer(ff, SUCCESS);
+                }
+                Err(e) => {
+                    ff.attributes.insert("json.error", e);
+                    session.transfer(ff, FAILURE);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_runtime::Scheduling;
+    use sluice_runtime::testing::{TestRunner, check_type_contract};
+
+    fn runner(yaml: &str) -> TestRunner {
+        let props = crate::test_props(&AttributesToJsonType, yaml);
+        TestRunner::with_properties(&AttributesToJsonType, props, Scheduling::default()).unwrap()
+    }
+
+    async fn one(r: &TestRunner, content: &str, attrs: &[(&str, &str)]) -> Value {
+        r.enqueue(content.to_string(), attrs);
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        assert_eq!(out.len(), 1, "failure: {:?}", r.take(FAILURE));
+        serde_json::from_str(&TestRunner::text(&out[0])).unwrap()
+    }
+
+    #[test]
+    fn contract() {
+        check_type_contract(&AttributesToJsonType, &crate::registry()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn all_attributes_as_strings_to_content() {
+        let r = runner("{}");
+        r.enqueue("old body", &[("a", "1"), ("b", "x")]);
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        let v: Value = serde_json::from_str(&TestRunner::text(&out[0])).unwrap();
+        assert_eq!(v, serde_json::json!({"a": "1", "b": "x"}));
+        assert_eq!(out[0].attr("mime.type"), Some("application/json"));
+    }
+
+    #[tokio::test]
+    async fn hostile_values_give_valid_json_with_exact_values() {
+        let r = runner("{}");
+        let nasty =
+            "quote\" back\\slash\nnew\tline \u{0}nul \u{1f}ctl </script> \u{2028} é 🦀 {{x}}";
+        let v = one(&r, "", &[("evil\"key\n", nasty), ("plain", "ok")]).await;
+        assert_eq!(v["evil\"key\n"], nasty);
+        assert_eq!(v["plain"], "ok");
+    }
+
+    #[tokio::test]
+    async fn include_exclude_with_patterns() {
+        let r = runner("include: ['http.*', route.name]\nexclude: [http.header.authorization]");
+        let v = one(
+            &r,
+            "",
+            &[
+                ("http.method", "POST"),
+                ("http.header.authorization", "Bearer s3cret"),
+                ("http.header.x-id", "7"),
+                ("route.name", "web"),
+                ("other", "no"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            v,
+            serde_json::json!({"http.method": "POST", "http.header.x-id": "7", "route.name": "web"})
+        );
+    }
+
+    #[tokio::test]
+    async fn typed_only_where_asked_and_only_exact_spellings() {
+        let r = runner("typed: [num, flt, flag, zip, big, neg, word]");
+        let v = one(
+            &r,
+            "",
+            &[
+                ("num", "42"),
+                ("flt", "2.5"),
+                ("flag", "true"),
+                ("zip", "007"),
+                ("big", "123456789012345678901234567890"),
+                ("neg", "-3"),
+                ("word", "TRUE"),
+                ("untyped", "5"),
+            ],
+        )
+        .await;
+        assert_eq!(v["num"], serde_json::json!(42));
+        assert_eq!(v["flt"], serde_json::json!(2.5));
+        assert_eq!(v["flag"], serde_json::json!(true));
+        assert_eq!(v["zip"], "007");
+        assert_eq!(v["big"], "123456789012345678901234567890");
+        assert_eq!(v["neg"], serde_json::json!(-3));
+        assert_eq!(v["word"], "TRUE");
+        assert_eq!(v["untyped"], "5");
+        let r = runner("typed: ['*']");
+        let v = one(&r, "", &[("a", "1"), ("b", "x")]).await;
+        assert_eq!(v, serde_json::json!({"a": 1, "b": "x"}));
+    }
+
+    #[tokio::test]
+    async fn core_fields_are_numbers() {
+        let r = runner("include_core: true\ninclude: [keep]");
+        let id = r.enqueue("12345", &[("keep", "k"), ("drop", "d")]);
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        let v: Value = serde_json::from_str(&TestRunner::text(&out[0])).unwrap();
+        assert_eq!(v["flowfile.id"], serde_json::json!(id));
+        assert_eq!(v["flowfile.size"], serde_json::json!(5));
+        assert!(
+            v["flowfile.entry_date"]
+                .as_u64()
+                .is_some_and(|t| t > 1_600_000_000_000)
+        );
+        assert!(v["flowfile.lineage_start"].is_u64());
+        assert_eq!(v["keep"], "k");
+        assert!(v.get("drop").is_none());
+    }
+
+    #[tokio::test]
+    async fn nested_objects_and_conflicts_go_to_failure() {
+        let r = runner("nested: true\ntyped: [http.status]");
+        let v = one(
+            &r,
+            "",
+            &[
+                ("http.method", "GET"),
+                ("http.status", "200"),
+                ("plain", "p"),
+                ("odd..name", "o"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            v,
+            serde_json::json!({"http": {"method": "GET", "status": 200}, "plain": "p", "odd..name": "o"})
+        );
+        // `a` has a value and is the parent of `a.b`: both orders fail.
+        for attrs in [[("a", "1"), ("a.b", "2")], [("a.b", "2"), ("a.b.c", "3")]] {
+            r.enqueue("body", &attrs);
+            r.run_once().await.unwrap();
+            let failed = r.take(FAILURE);
+            assert_eq!(failed.len(), 1);
+            assert!(
+                failed[0]
+                    .attr("json.error")
+                    .is_some_and(|e| e.contains("parent")),
+                "{failed:?}"
+            );
+            assert_eq!(
+                TestRunner::text(&failed[0]),
+                "body",
+                "content untouched on failure"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn to_attribute_keeps_the_content() {
+        let r = runner("destination: attribute\ninclude: [a]");
+        r.enqueue("body", &[("a", "1")]);
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        assert_eq!(TestRunner::text(&out[0]), "body");
+        assert_eq!(out[0].attr("JSONAttributes"), Some(r#"{"a":"1"}"#));
+        assert_eq!(out[0].attr("mime.type"), None);
+        let r = runner("destination: attribute\nattribute_name: j\ninclude: [a]");
+        r.enqueue("", &[("a", "1")]);
+        r.run_once().await.unwrap();
+        assert_eq!(r.take(SUCCESS)[0].attr("j"), Some(r#"{"a":"1"}"#));
+    }
+
+    #[tokio::test]
+    async fn include_content_is_lossy_utf8() {
+        let r = runner("include_content: true\ninclude: [a, content]");
+        r.enqueue(
+            vec![b'h', b'i', 0xff, b'"'],
+            &[("a", "1"), ("content", "attr")],
+        );
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        let v: Value = serde_json::from_str(&TestRunner::text(&out[0])).unwrap();
+        assert_eq!(v["content"], "hi\u{fffd}\"");
+        assert_eq!(v["a"], "1");
+    }
+}
