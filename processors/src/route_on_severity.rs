@@ -24,9 +24,9 @@
 
 use sluice_runtime::severity::parse_level;
 use sluice_runtime::{
-    BuildContext, BuildError, InputRequirement, ProcessContext, ProcessError, ProcessSession,
-    Processor, ProcessorType, PropKind, PropValue, Properties, PropertyDescriptor, PropertyError,
-    RelationshipDef, async_trait,
+    AttrStr, BuildContext, BuildError, InputRequirement, ProcessContext, ProcessError,
+    ProcessSession, Processor, ProcessorType, PropKind, PropValue, Properties, PropertyDescriptor,
+    PropertyError, RelationshipDef, async_trait,
 };
 
 /// Where FlowFiles that match no route go.
@@ -182,8 +182,14 @@ impl ProcessorType for RouteOnSeverityType {
             )
         })?;
         Ok(Box::new(RouteOnSeverity {
-            routes,
+            routes: routes
+                .into_iter()
+                .map(|(n, op, level)| (AttrStr::from(n), op, level))
+                .collect(),
             attribute: props.str("attribute")?.to_string(),
+            key: AttrStr::from("route.name"),
+            routine: AttrStr::from(ROUTINE),
+            unparsed: AttrStr::from(UNPARSED),
         }))
     }
     fn example(&self) -> &'static str {
@@ -192,19 +198,22 @@ impl ProcessorType for RouteOnSeverityType {
 }
 
 struct RouteOnSeverity {
-    routes: Vec<(String, Op, i64)>,
+    routes: Vec<(AttrStr, Op, i64)>,
     attribute: String,
+    key: AttrStr,
+    routine: AttrStr,
+    unparsed: AttrStr,
 }
 
 impl RouteOnSeverity {
-    fn route(&self, severity: Option<&str>) -> &str {
+    fn route(&self, severity: Option<&str>) -> &AttrStr {
         let Some(sev) = severity.and_then(|s| parse_level(s).ok()) else {
-            return UNPARSED;
+            return &self.unparsed;
         };
         self.routes
             .iter()
             .find(|(_, op, level)| op.holds(sev, *level))
-            .map_or(ROUTINE, |(name, ..)| name.as_str())
+            .map_or(&self.routine, |(name, ..)| name)
     }
 }
 
@@ -215,9 +224,10 @@ impl Processor for RouteOnSeverity {
         ctx: &ProcessContext,
         session: &mut ProcessSession,
     ) -> Result<(), ProcessError> {
-        for ff in session.get_batch(ctx.scheduling().batch_size) {
-            let rel = self.route(ff.attributes.get(&self.attribute));
-            session.transfer(ff, rel);
+        for mut ff in session.get_batch(ctx.scheduling().batch_size) {
+            let rel = self.route(ff.attributes.get(&self.attribute)).clone();
+            ff.attributes.insert(self.key.clone(), rel.clone());
+            session.transfer(ff, &rel);
         }
         Ok(())
     }
@@ -290,12 +300,30 @@ mod tests {
         r.run_once().await.unwrap();
         let texts =
             |rel: &str| -> Vec<String> { r.take(rel).iter().map(TestRunner::text).collect() };
-        assert_eq!(texts("urgent"), ["0", "2", "3", "err"]);
+        let urgent = r.take("urgent");
+        assert!(
+            urgent
+                .iter()
+                .all(|f| f.attr("route.name") == Some("urgent"))
+        );
+        assert_eq!(
+            urgent.iter().map(TestRunner::text).collect::<Vec<_>>(),
+            ["0", "2", "3", "err"]
+        );
         assert!(texts("page").is_empty());
         assert_eq!(texts("warning"), ["4", "warn"]);
         assert_eq!(texts("chatty"), ["6", "7"]);
         assert_eq!(texts(ROUTINE), ["5"]);
-        assert_eq!(texts(UNPARSED), ["loud", "12", "none"]);
+        let unparsed = r.take(UNPARSED);
+        assert!(
+            unparsed
+                .iter()
+                .all(|f| f.attr("route.name") == Some(UNPARSED))
+        );
+        assert_eq!(
+            unparsed.iter().map(TestRunner::text).collect::<Vec<_>>(),
+            ["loud", "12", "none"]
+        );
     }
 
     #[tokio::test]

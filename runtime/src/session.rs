@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,11 +57,34 @@ pub struct NodeIo {
 /// Copies of FlowFiles committed to one relationship.
 pub type Tap = Arc<parking_lot::Mutex<Vec<FlowFile>>>;
 
+/// Hashes FlowFile ids. They are unique counters handed out by the runtime,
+/// not keys chosen from outside, so one multiplication spreads them well and
+/// costs far less than SipHash on this per-FlowFile path.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The ids of FlowFiles open in a session.
+type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
 /// A unit of work; see the module docs.
 pub struct ProcessSession {
     io: Arc<NodeIo>,
     taken: Vec<(usize, FlowFile)>,
-    open: HashSet<u64>,
+    open: IdSet,
     transfers: Vec<(usize, FlowFile)>,
     removed: Vec<FlowFile>,
     events: Vec<ProvenanceEvent>,
@@ -79,7 +103,7 @@ impl ProcessSession {
         Self {
             io,
             taken: Vec::new(),
-            open: HashSet::new(),
+            open: IdSet::default(),
             transfers: Vec::new(),
             removed: Vec::new(),
             events: Vec::new(),

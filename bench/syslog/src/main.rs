@@ -35,7 +35,7 @@ use sluice_bench_syslog::{Format, Mode, corpus};
 use sluice_runtime::{Engine, EngineOptions, parse_flow};
 
 /// Terminal processors whose input the serve mode counts.
-const SINKS: &[&str] = &["save_errors", "save_routine"];
+const SINKS: &[&str] = &["save"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,76 +75,52 @@ async fn serve(flow: &str) -> Result<()> {
     }
 }
 
-/// Whether this build has the core processors the full flow needs.
-fn has_json_and_files() -> bool {
-    let r = sluice_processors::registry();
-    r.get("AttributesToJSON").is_some() && r.get("PutFile").is_some()
+/// Whether the flow ends in PutFile (`BENCH_PUTFILE=0`: the JSON FlowFiles
+/// are counted and dropped instead, to see the cost of one file per message).
+fn put_file() -> bool {
+    std::env::var("BENCH_PUTFILE").map_or(true, |v| v != "0")
 }
 
 fn sluice_flow(mode: Mode, port: u16, out: &Path) -> String {
     let protocol = if mode == Mode::Udp { "udp" } else { "tcp" };
     let dir = out.display();
-    let flow = format!(
+    let save = if put_file() {
+        format!(
+            "type: PutFile\n    properties: {{ directory: \"{dir}/{{{{route.name}}}}\", conflict: unique }}\n    auto_terminate: [success, failure]"
+        )
+    } else {
+        "type: UpdateAttribute\n    auto_terminate: [success]".to_string()
+    };
+    format!(
         r#"name: bench-syslog
 defaults:
   provenance_events: 0
   scheduling: {{ batch_size: 1000 }}
+  back_pressure: {{ max_count: 2000 }}
 processors:
   listen:
     type: ListenSyslog
-    properties: {{ protocol: {protocol}, bind: 127.0.0.1, port: {port}, timezone: UTC, queue_size: 20000 }}
+    properties: {{ protocol: {protocol}, bind: 127.0.0.1, port: {port}, timezone: UTC, queue_size: 10000 }}
   tag:
     type: UpdateAttribute
     properties:
-      set: {{ env: production }}
+      set: {{ env: production, message: "{{{{content}}}}" }}
   route:
     type: RouteOnSeverity
     properties:
       routes: {{ errors: "<= err" }}
-  json_errors:
+  json:
     type: AttributesToJSON
     auto_terminate: [failure]
-  json_routine:
-    type: AttributesToJSON
-    auto_terminate: [failure]
-  save_errors:
-    type: PutFile
-    properties: {{ directory: "{dir}/errors" }}
-    auto_terminate: [success, failure]
-  save_routine:
-    type: PutFile
-    properties: {{ directory: "{dir}/routine" }}
-    auto_terminate: [success, failure]
+  save:
+    {save}
 connections:
   - {{ from: listen, relationships: [success, invalid], to: tag }}
   - {{ from: tag, relationship: success, to: route }}
-  - {{ from: route, relationships: [errors, unparsed], to: json_errors }}
-  - {{ from: route, relationship: routine, to: json_routine }}
-  - {{ from: json_errors, relationship: success, to: save_errors }}
-  - {{ from: json_routine, relationship: success, to: save_routine }}
+  - {{ from: route, relationships: [errors, unparsed, routine], to: json }}
+  - {{ from: json, relationship: success, to: save }}
 "#
-    );
-    if has_json_and_files() {
-        flow
-    } else {
-        // Without them, stand-ins that only count: the result then covers
-        // receive, parse, tag and route, not JSON or files.
-        flow.replace("type: AttributesToJSON", "type: UpdateAttribute")
-            .replace("type: PutFile", "type: UpdateAttribute")
-            .replace(
-                &format!("properties: {{ directory: \"{dir}/errors\" }}"),
-                "properties: {}",
-            )
-            .replace(
-                &format!("properties: {{ directory: \"{dir}/routine\" }}"),
-                "properties: {}",
-            )
-            .replace(
-                "auto_terminate: [success, failure]",
-                "auto_terminate: [success]",
-            )
-            .replace("auto_terminate: [failure]", "")
-    }
+    )
 }
 
 fn rsyslog_conf(port: u16, out: &Path, work: &Path) -> String {
@@ -428,11 +404,14 @@ async fn compare() -> Result<()> {
         "syslog benchmark: {n} TCP / {n_udp} UDP messages per run, ~{}% of them err or worse",
         errors / 10
     );
-    if !has_json_and_files() {
-        println!(
-            "NOTE: AttributesToJSON/PutFile are not in this build: Sluice runs receive+parse+tag+route only, rsyslog also writes JSON lines"
-        );
-    }
+    println!(
+        "Sluice ends in {}",
+        if put_file() {
+            "PutFile (one file per message)"
+        } else {
+            "a counting stand-in (BENCH_PUTFILE=0): no files written"
+        }
+    );
     println!(
         "{:<30} {:>12} {:>10} {:>12} {:>10} {:>9} {:>9}",
         "scenario", "sluice/s", "sluice RSS", "rsyslog/s", "rsys RSS", "speed x", "memory x"
