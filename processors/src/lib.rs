@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod outbound;
 mod update_attribute;
 
 /// Every processor type Sluice ships.
@@ -15,6 +16,11 @@ mod update_attribute;
 pub fn registry() -> Registry {
     Registry::new(vec![
         Arc::new(update_attribute::UpdateAttributeType),
+        Arc::new(outbound::put_http::PutHttpType),
+        Arc::new(outbound::put_slack::PutSlackType),
+        Arc::new(outbound::put_ftp::PutFtpType),
+        Arc::new(outbound::put_s3_object::PutS3ObjectType),
+        Arc::new(outbound::put_email::PutEmailType),
     ])
 }
 

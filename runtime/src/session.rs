@@ -283,6 +283,36 @@ impl ProcessSession {
         }
     }
 
+    /// Gives an input back to the front of the queue it was taken from, now,
+    /// penalised until `penalized_until` (ms since the epoch; 0 = not
+    /// penalised): NiFi's transfer back to self. A sink uses it for the one
+    /// FlowFile whose delivery failed transiently, so the FlowFiles it already
+    /// delivered in this session can still be committed.
+    ///
+    /// The FlowFile goes back as given (attribute changes are kept, unlike
+    /// [`rollback`](Self::rollback)); nothing is journaled for it, so after a
+    /// crash it is back as it was last committed. Only a FlowFile taken from an
+    /// input in this session can be requeued; anything else fails the commit.
+    pub fn requeue(&mut self, mut ff: FlowFile, penalized_until: u64) {
+        let Some(pos) = self.taken.iter().position(|(_, t)| t.id == ff.id) else {
+            self.problems.push(format!(
+                "FlowFile {} requeued but it was not taken from an input in this session",
+                ff.id
+            ));
+            return;
+        };
+        if !self.open.remove(&ff.id) {
+            self.problems.push(format!(
+                "FlowFile {} requeued but it is not open in this session",
+                ff.id
+            ));
+            return;
+        }
+        let (idx, _) = self.taken.remove(pos);
+        ff.penalized_until = penalized_until;
+        self.io.inputs[idx].requeue_front(vec![ff]);
+    }
+
     /// Removes `ff` from the flow at commit (DROP event).
     pub fn remove(&mut self, ff: FlowFile) {
         if !self.open.remove(&ff.id) {
@@ -472,5 +502,78 @@ impl Drop for ProcessSession {
         if !self.taken.is_empty() {
             self.rollback(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::ConnectionSettings;
+    use tokio::sync::Notify;
+
+    fn conn(id: &str) -> Arc<Connection> {
+        let n = Arc::new(Notify::new());
+        Arc::new(Connection::new(
+            id,
+            ConnectionSettings::default(),
+            n.clone(),
+            n,
+            None,
+        ))
+    }
+
+    fn node(input: &Arc<Connection>, out: &Arc<Connection>) -> Arc<NodeIo> {
+        Arc::new(NodeIo {
+            id: "sink".into(),
+            inputs: vec![input.clone()],
+            outputs: vec![Output {
+                relationship: "success".into(),
+                connections: vec![out.clone()],
+            }],
+            stats: Arc::default(),
+            journal: None,
+            provenance: Arc::new(ProvenanceRepository::new(100)),
+            penalty: Duration::from_secs(30),
+        })
+    }
+
+    #[tokio::test]
+    async fn requeue_gives_one_input_back_and_commits_the_rest() {
+        let (input, out) = (conn("in"), conn("out"));
+        input.push_batch((0..3).map(|_| FlowFile::new()).collect());
+        let mut s = ProcessSession::new(node(&input, &out));
+        let mut batch = s.get_batch(3);
+        let mut third = batch.pop().unwrap();
+        let third_id = third.id;
+        for ff in batch {
+            s.transfer(ff, "success");
+        }
+        third.attributes.insert("put.error", "connection refused");
+        let until = now_millis() + 60_000;
+        s.requeue(third, until);
+        assert_eq!(input.queued_count(), 1, "requeued at once");
+        s.commit().await.unwrap();
+        assert_eq!(out.queued_count(), 2);
+        assert!(!input.has_available(), "penalised, so not available yet");
+        let back = input.drain_all();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].id, third_id);
+        assert_eq!(back[0].attr("put.error"), Some("connection refused"));
+        assert_eq!(back[0].penalized_until, until);
+    }
+
+    #[tokio::test]
+    async fn requeue_of_a_created_flowfile_fails_the_commit() {
+        let (input, out) = (conn("in"), conn("out"));
+        let mut s = ProcessSession::new(node(&input, &out));
+        let ff = s.create();
+        s.requeue(ff, 0);
+        let err = s.commit().await.unwrap_err();
+        assert!(
+            err.message.contains("not taken from an input"),
+            "{}",
+            err.message
+        );
+        assert_eq!(input.queued_count(), 0);
     }
 }

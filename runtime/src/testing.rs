@@ -202,9 +202,16 @@ impl TestRunner {
             .outputs
             .get(rel)
             .unwrap_or_else(|| panic!("no relationship `{rel}`"));
-        let mut out = Vec::new();
-        c.poll_batch(usize::MAX, &mut out);
-        out
+        // Penalised ones too: a processor that penalises what it routes
+        // (retry relationships) must still be observable.
+        c.drain_all()
+    }
+
+    /// Takes every FlowFile still on the input, penalised ones too (to look
+    /// at what a processor gave back).
+    #[must_use]
+    pub fn take_input(&self) -> Vec<FlowFile> {
+        self.input.drain_all()
     }
 
     /// FlowFiles still waiting on the input.

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
 
 use crate::proc::{Proc, START_TIMEOUT};
-use crate::util::{find_tool, free_port, free_port_range, read_banner};
+use crate::util::{find_tool, free_port, free_port_range, read_banner, self_signed_cert};
 
 /// A real pure-ftpd (Debian package) on `127.0.0.1`, with one virtual user whose home (and
 /// chroot) is [`FtpServer::root`]: files a client uploads appear there.
@@ -22,6 +22,10 @@ use crate::util::{find_tool, free_port, free_port_range, read_banner};
 /// `nobody:nogroup`, so this needs root (as CI runs); `root` is mode 0777 so that user can
 /// write. [`stop`](Self::stop) kills the server and any open sessions;
 /// [`start_again`](Self::start_again) brings it back on the same ports, with the same files.
+///
+/// [`start_with_tls`](Self::start_with_tls) adds explicit FTPS (`AUTH TLS`) with a
+/// self-signed certificate for `localhost`/`127.0.0.1` ([`FtpServer::tls_cert`]) and refuses
+/// logins that did not switch to TLS first (`-Y 2 -2 CERT,KEY`).
 pub struct FtpServer {
     /// Control connection address.
     pub addr: SocketAddr,
@@ -31,6 +35,8 @@ pub struct FtpServer {
     pub root: PathBuf,
     /// The passive (data) port range, inclusive.
     pub passive_ports: (u16, u16),
+    /// The PEM certificate clients must trust, when started with TLS.
+    pub tls_cert: Option<PathBuf>,
     proc: Proc,
     _dir: TempDir,
 }
@@ -38,6 +44,15 @@ pub struct FtpServer {
 impl FtpServer {
     /// Starts pure-ftpd on a free port and waits for its `220` banner.
     pub async fn start() -> Result<Self> {
+        Self::start_inner(false).await
+    }
+
+    /// The same with explicit FTPS required before login; see [`FtpServer::tls_cert`].
+    pub async fn start_with_tls() -> Result<Self> {
+        Self::start_inner(true).await
+    }
+
+    async fn start_inner(tls: bool) -> Result<Self> {
         let pure_ftpd = find_tool("pure-ftpd", Some("SLUICE_PURE_FTPD"), &[])?;
         let pure_pw = find_tool("pure-pw", Some("SLUICE_PURE_PW"), &[])?;
         let dir = tempfile::Builder::new().prefix("sluice-ftp-").tempdir()?;
@@ -89,12 +104,20 @@ impl FtpServer {
             .arg(format!("{}:{}", passive_ports.0, passive_ports.1))
             .arg("-P")
             .arg("127.0.0.1");
+        let mut tls_cert = None;
+        if tls {
+            let (cert, key) = self_signed_cert(dir.path())?;
+            proc.args(["-Y", "2", "-2"])
+                .arg(format!("{},{}", cert.display(), key.display()));
+            tls_cert = Some(cert);
+        }
         let mut server = Self {
             addr,
             user,
             password,
             root,
             passive_ports,
+            tls_cert,
             proc,
             _dir: dir,
         };

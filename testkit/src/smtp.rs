@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tempfile::TempDir;
 
 use crate::proc::{Proc, START_TIMEOUT};
-use crate::util::{find_in_cache, find_tool, free_port, read_banner, wait_until};
+use crate::util::{find_in_cache, free_port, read_banner, self_signed_cert, wait_until};
 
 /// Parses every message of a Maildir with Python's own `email` package and prints them as JSON,
 /// oldest first.
@@ -119,26 +119,7 @@ impl SmtpServer {
             .arg(format!("127.0.0.1:{port}"));
         let mut tls_cert = None;
         if starttls {
-            let cert = dir.path().join("cert.pem");
-            let key = dir.path().join("key.pem");
-            let out = Command::new(find_tool("openssl", None, &[])?)
-                .args([
-                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                ])
-                .args(["-subj", "/CN=localhost"])
-                .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .output()
-                .context("running openssl req")?;
-            if !out.status.success() {
-                bail!(
-                    "openssl req failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+            let (cert, key) = self_signed_cert(dir.path())?;
             proc.arg("--tlscert").arg(&cert).arg("--tlskey").arg(&key);
             tls_cert = Some(cert);
         }
