@@ -534,6 +534,7 @@ mod tests {
             journal: None,
             provenance: Arc::new(ProvenanceRepository::new(100)),
             penalty: Duration::from_secs(30),
+            taps: Vec::new(),
         })
     }
 
