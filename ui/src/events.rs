@@ -117,6 +117,10 @@ impl EventStream {
 
     /// The next event, or `None` once the server or the flow shuts down.
     async fn next(&mut self) -> Option<Event> {
+        if !self.started {
+            // The whole status always comes first.
+            self.status();
+        }
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);

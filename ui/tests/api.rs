@@ -217,6 +217,55 @@ async fn no_secret_appears_in_any_response() {
     engine.shutdown(Duration::from_secs(5)).await;
 }
 
+const SLACK: &str = r"name: slack-alerts
+processors:
+  gen:
+    type: TestSource
+    properties: { count: 2 }
+  chatops:
+    type: PutSlack
+    properties:
+      webhook_url: ${env:UI_TEST_SLACK}
+      text: 'alert {{seq}}'
+    auto_terminate: [success, failure]
+connections:
+  - { from: gen, relationship: success, to: chatops }
+";
+
+#[tokio::test]
+async fn a_real_slack_sink_keeps_its_webhook_secret() {
+    let engine = start(SLACK).await;
+    let app = app(&engine);
+    // Deliveries fail (nothing listens) and are retried: the sink has tried.
+    eventually(20, "a delivery attempt", || async {
+        let s = engine.status();
+        (s.processors[1].invocations > 0 && s.connections[0].queued_count > 0).then_some(())
+    })
+    .await;
+    let flow = get_json(&app, "/api/flow").await;
+    let webhook = flow["processors"][1]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "webhook_url")
+        .unwrap()
+        .clone();
+    assert_eq!(webhook["sensitive"], true);
+    assert_eq!(webhook["value"], "***");
+    for uri in [
+        "/api/flow",
+        "/api/status",
+        "/metrics",
+        "/api/connections/gen.success-%3Echatops/queue",
+        "/api/provenance?attribute=seq&value=1",
+    ] {
+        let text = get_text(&app, uri).await;
+        assert!(!text.contains("xoxSecretWebhookPart"), "{uri}: {text}");
+        assert!(!text.contains(SLACK_WEBHOOK), "{uri}: {text}");
+    }
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn status_shows_counts_rates_and_queues() {
     let engine = start(FLOW).await;

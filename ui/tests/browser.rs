@@ -32,7 +32,7 @@ processors:
   sink:
     type: UpdateAttribute
     auto_terminate: [success]
-  '<img src=x onerror="window.__pwned=3">':
+  '<script>window.__pwned=3</script>':
     type: UpdateAttribute
     auto_terminate: [success]
   alarm:
@@ -45,7 +45,7 @@ connections:
   - { from: tag, relationship: success, to: sink, back_pressure: { max_count: 40 } }
   - from: tag
     relationship: success
-    to: '<img src=x onerror="window.__pwned=3">'
+    to: '<script>window.__pwned=3</script>'
     back_pressure: { max_count: 400 }
 "#;
 

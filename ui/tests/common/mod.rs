@@ -35,6 +35,9 @@ pub const LITERAL_SECRET: &str = "hunter2-literal-secret";
 pub const ENV_SECRET: &str = "s3cr3t-from-the-environment";
 /// The value of `${env:UI_TEST_URL}`, used in a non-sensitive property.
 pub const ENV_URL: &str = "https://internal.example.test/hook";
+/// The value of `${env:UI_TEST_SLACK}`: a webhook whose path is the secret
+/// (nothing listens on port 9 here, so deliveries fail and are retried).
+pub const SLACK_WEBHOOK: &str = "http://127.0.0.1:9/services/T0001/B0002/xoxSecretWebhookPart";
 
 const SOURCE_PROPS: &[PropertyDescriptor] = &[
     PropertyDescriptor::optional(
@@ -210,6 +213,7 @@ fn env(name: &str) -> Option<String> {
     match name {
         "UI_TEST_SECRET" => Some(ENV_SECRET.into()),
         "UI_TEST_URL" => Some(ENV_URL.into()),
+        "UI_TEST_SLACK" => Some(SLACK_WEBHOOK.into()),
         _ => None,
     }
 }
