@@ -298,7 +298,6 @@ connections:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky against tansu 0.6 group rebalancing: not yet reliable (issue 5 stays open); run with --ignored"]
 async fn a_stopped_worker_s_partitions_move_to_the_other_and_nothing_is_lost() {
     let broker = KafkaBroker::start().await.expect("tansu starts");
     broker
@@ -311,7 +310,6 @@ async fn a_stopped_worker_s_partitions_move_to_the_other_and_nothing_is_lost() {
 
 /// Against librdkafka's mock cluster: see the module docs for why not tansu.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky against tansu 0.6 group rebalancing: not yet reliable (issue 5 stays open); run with --ignored"]
 async fn a_killed_worker_s_partitions_move_to_the_other_and_nothing_is_lost() {
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("work", PARTITIONS, 1).expect("topic");

@@ -437,12 +437,14 @@ impl ProcessSession {
         let mut targets: Vec<&Arc<Connection>> = Vec::new();
         let mut terminated: Vec<FlowFile> = Vec::new();
         let (mut out_n, mut out_bytes) = (0u64, 0u64);
+        // Taps see a FlowFile only once its commit is durable.
+        let mut tapped: Vec<(&Tap, FlowFile)> = Vec::new();
         let transfers = std::mem::take(&mut self.transfers);
         for (oi, ff) in transfers {
             let out = &io.outputs[oi];
             for (rel, tap) in &io.taps {
                 if *rel == out.relationship {
-                    tap.lock().push(ff.clone());
+                    tapped.push((tap, ff.clone()));
                 }
             }
             if out.connections.is_empty() {
@@ -518,6 +520,9 @@ impl ProcessSession {
         }
         for (slot, batch) in batches.into_iter().enumerate() {
             targets[slot].push_batch(batch);
+        }
+        for (tap, ff) in tapped {
+            tap.lock().push(ff);
         }
         self.give_back_requeued();
         let (in_n, in_bytes) = self
@@ -717,5 +722,52 @@ mod tests {
             err.message
         );
         assert_eq!(input.queued_count(), 0);
+    }
+
+    struct FailingJournal;
+
+    impl Journal for FailingJournal {
+        fn commit<'a>(
+            &'a self,
+            _changes: Vec<Change<'a>>,
+        ) -> futures::future::BoxFuture<'a, Result<(), crate::journal::JournalError>> {
+            Box::pin(async { Err(crate::journal::JournalError("disk gone".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tap_sees_only_committed_flowfiles() {
+        let (input, out) = (conn("in"), conn("out"));
+        let tap: Tap = Arc::default();
+        let node = |journal: Option<Arc<dyn Journal>>| {
+            Arc::new(NodeIo {
+                id: "p".into(),
+                inputs: vec![input.clone()],
+                outputs: vec![Output {
+                    relationship: "success".into(),
+                    connections: vec![out.clone()],
+                }],
+                stats: Arc::default(),
+                journal,
+                provenance: Arc::new(ProvenanceRepository::new(100)),
+                penalty: Duration::ZERO,
+                taps: vec![("success".into(), tap.clone())],
+            })
+        };
+        input.push_batch(vec![FlowFile::new()]);
+
+        let mut session = ProcessSession::new(node(Some(Arc::new(FailingJournal))));
+        let ff = session.get().unwrap();
+        session.transfer(ff, "success");
+        assert!(session.commit().await.is_err());
+        assert!(tap.lock().is_empty(), "the commit failed: nothing to see");
+        assert_eq!(input.queued_count(), 1, "rolled back");
+
+        let mut session = ProcessSession::new(node(None));
+        let ff = session.get().unwrap();
+        session.transfer(ff, "success");
+        session.commit().await.unwrap();
+        assert_eq!(tap.lock().len(), 1);
+        assert_eq!(out.queued_count(), 1);
     }
 }
