@@ -127,6 +127,7 @@ struct Ctx<'a> {
     repair: bool,
     out: Replayed,
     order: u64,
+    reuse_last: bool,
 }
 
 impl Ctx<'_> {
@@ -308,8 +309,10 @@ impl Ctx<'_> {
             };
             if last && Self::next_intact(&data, HEADER_LEN.min(data.len())).is_none() {
                 // Crash while the segment was being created: nothing in it.
+                // Its number is used again, so the sequence has no gap.
                 self.tail(damage);
                 self.remove(&name)?;
+                self.reuse_last = true;
             } else {
                 self.skip_or_refuse(damage)?;
             }
@@ -413,6 +416,7 @@ pub(crate) fn replay(
             skipped: false,
         },
         order: 0,
+        reuse_last: false,
     };
     for t in &files.temps {
         // A checkpoint interrupted before its rename: the WAL still has it all.
@@ -456,9 +460,11 @@ pub(crate) fn replay(
         ctx.segment(*seq, i + 1 == segs.len())?;
         expected = Some(seq + 1);
     }
-    ctx.out.next_wal_seq = segs
-        .last()
-        .map_or_else(|| generation.unwrap_or(1).max(1), |s| s + 1);
+    ctx.out.next_wal_seq = match segs.last() {
+        Some(s) if ctx.reuse_last => *s,
+        Some(s) => s + 1,
+        None => generation.unwrap_or(1).max(1),
+    };
     for seq in &files.content {
         let name = content_file_name(*seq);
         let size = storage

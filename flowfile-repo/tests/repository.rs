@@ -554,11 +554,17 @@ async fn a_torn_header_of_a_new_segment_is_cut() {
     assert_eq!(next, seg + 1);
     kill(repo, &s);
     s.truncate_file(&wal_file_name(next), 10);
-    let (_repo, rec) = open(&s, &config());
+    let (repo, rec) = open(&s, &config());
     assert_eq!(ids(&rec), vec![1]);
     assert_eq!(rec.report.damage.len(), 1);
     assert_eq!(rec.report.damage[0].damage.offset, 0);
-    assert!(s.contents(&wal_file_name(next)).is_none());
+    // The cut segment's number is written again: no gap in the sequence.
+    assert_eq!(repo.status().wal_segment, next);
+    repo.commit(put_tx(&[ff(2, "q", b"y", &[])])).await.unwrap();
+    kill(repo, &s);
+    let (_repo, rec) = open(&s, &config());
+    assert!(rec.report.is_clean(), "{:?}", rec.report.damage);
+    assert_eq!(ids(&rec), vec![1, 2]);
 }
 
 #[tokio::test]
