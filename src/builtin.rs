@@ -21,7 +21,12 @@ macro_rules! builtin {
 }
 
 /// Every built-in flow. A test checks this matches `flows/`.
-pub const BUILTINS: &[Builtin] = &[builtin!("syslog-to-files")];
+pub const BUILTINS: &[Builtin] = &[
+    builtin!("syslog-to-files"),
+    builtin!("syslog-to-chat"),
+    builtin!("edge-to-kafka"),
+    builtin!("kafka-worker"),
+];
 
 /// The built-in flow of this name.
 pub fn find(name: &str) -> Option<&'static Builtin> {

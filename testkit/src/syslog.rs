@@ -388,13 +388,26 @@ pub fn logger(
     tag: &str,
     message: &str,
 ) -> Result<()> {
+    logger_with_priority(target, transport, format, "user.notice", tag, message)
+}
+
+/// [`logger`] with another priority, `facility.level` as `logger -p` takes it
+/// (`daemon.err`, `local0.debug`).
+pub fn logger_with_priority(
+    target: SocketAddr,
+    transport: LoggerTransport,
+    format: SyslogFormat,
+    priority: &str,
+    tag: &str,
+    message: &str,
+) -> Result<()> {
     let logger = find_tool("logger", Some("SLUICE_LOGGER"), &[])?;
     let mut cmd = Command::new(logger);
     cmd.arg("--server")
         .arg(target.ip().to_string())
         .arg("--port")
         .arg(target.port().to_string())
-        .args(["-p", "user.notice", "-t", tag]);
+        .args(["-p", priority, "-t", tag]);
     match transport {
         LoggerTransport::Udp => cmd.arg("--udp"),
         LoggerTransport::Tcp => cmd.arg("--tcp"),

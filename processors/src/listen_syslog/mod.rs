@@ -152,6 +152,12 @@ const PROPERTIES: &[PropertyDescriptor] = &[
         "Zone of RFC 3164 timestamps, which carry none: local, UTC, or an offset like +02:00.",
     ),
     PropertyDescriptor::optional(
+        "parse",
+        PropKind::Bool,
+        Some("true"),
+        "Parse each message into syslog.* attributes (body as content); false forwards the raw message as the content with only the sender attributes (an edge that publishes raw syslog for ParseSyslog further on).",
+    ),
+    PropertyDescriptor::optional(
         "tls_certificate",
         PropKind::NonEmpty,
         None,
@@ -186,6 +192,7 @@ struct Config {
     nul_delimiter: bool,
     queue_size: usize,
     zone: Zone,
+    parse: bool,
 }
 
 fn perr(name: &str, message: impl Into<String>, props: &Properties) -> PropertyError {
@@ -286,6 +293,10 @@ fn config(props: &Properties) -> Result<Config, Vec<PropertyError>> {
             Zone::Local
         }
     };
+    let parse = props
+        .bool("parse")
+        .map_err(|e| errs.push(e))
+        .unwrap_or(true);
     let has = |n: &str| matches!(props.str_opt(n), Ok(Some(_)));
     if protocol == "tls" {
         for n in ["tls_certificate", "tls_private_key"] {
@@ -316,6 +327,7 @@ fn config(props: &Properties) -> Result<Config, Vec<PropertyError>> {
             nul_delimiter,
             queue_size,
             zone,
+            parse,
         })
     } else {
         Err(errs)
@@ -461,11 +473,15 @@ impl ListenSyslog {
                 attrs.push((k.truncated.clone(), AttrStr::from("true")));
                 data.truncate(self.cfg.max_message);
             }
-            match self.parser.parse(&data, now, attrs) {
-                Ok(body) => (SUCCESS, body),
-                Err(e) => {
-                    push_error(&e, attrs);
-                    (INVALID, data)
+            if !self.cfg.parse {
+                (SUCCESS, data)
+            } else {
+                match self.parser.parse(&data, now, attrs) {
+                    Ok(body) => (SUCCESS, body),
+                    Err(e) => {
+                        push_error(&e, attrs);
+                        (INVALID, data)
+                    }
                 }
             }
         };

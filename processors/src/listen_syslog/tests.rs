@@ -209,6 +209,22 @@ async fn udp_datagrams_are_messages() {
 }
 
 #[tokio::test]
+async fn parse_false_forwards_raw_messages_with_sender_attributes() {
+    let (r, addr) = listener("protocol: tcp\nparse: false").await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"<11>1 2026-03-10T10:00:00Z h1 app - - - one\n\xff\xfe not syslog\n")
+        .await
+        .unwrap();
+    let (ok, bad) = collect(&r, 2).await;
+    assert!(bad.is_empty(), "nothing is invalid when not parsing");
+    assert_eq!(raw(&ok[0]), b"<11>1 2026-03-10T10:00:00Z h1 app - - - one".as_slice());
+    assert_eq!(raw(&ok[1]), b"\xff\xfe not syslog".as_slice());
+    assert_eq!(ok[0].attr("syslog.sender"), Some("127.0.0.1"));
+    assert_eq!(ok[0].attr("syslog.protocol"), Some("tcp"));
+    assert_eq!(ok[0].attr("syslog.severity"), None);
+}
+
+#[tokio::test]
 async fn oversize_truncated_is_marked_and_counted() {
     let (r, addr) = listener("max_message_size: 64\ntimezone: UTC").await;
     let long = format!("<13>Mar 10 10:00:00 h app: {}", "x".repeat(200));
