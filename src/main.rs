@@ -123,8 +123,55 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the
+/// message before it already ends with (library errors often print their
+/// source too).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[test]
+    fn a_cause_the_message_already_shows_is_not_repeated() {
+        #[derive(Debug)]
+        struct Repo(std::io::Error);
+        impl std::fmt::Display for Repo {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "opening repository r: {}", self.0)
+            }
+        }
+        impl std::error::Error for Repo {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::other("in use by another process");
+        let e = anyhow::Error::new(Repo(io)).context("opening the repository r");
+        assert_eq!(
+            error_chain(&e),
+            "opening the repository r: opening repository r: in use by another process"
+        );
+        let plain = anyhow::anyhow!("bad flow").context("loading f.yaml");
+        assert_eq!(error_chain(&plain), "loading f.yaml: bad flow");
     }
 }

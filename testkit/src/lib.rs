@@ -42,7 +42,8 @@ pub use kafka::KafkaBroker;
 pub use s3::S3Server;
 pub use smtp::{ReceivedMail, SmtpServer};
 pub use syslog::{
-    Framing, LoggerTransport, Rsyslog, SyslogFormat, SyslogForward, SyslogNg, Transport, logger, logger_with_priority,
+    Framing, LoggerTransport, Rsyslog, SyslogFormat, SyslogForward, SyslogNg, Transport, logger,
+    logger_with_priority,
 };
 pub use util::{
     cache_dir, chromium, find_tool, free_port, free_port_range, playwright_node_path,

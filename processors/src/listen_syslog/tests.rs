@@ -217,7 +217,10 @@ async fn parse_false_forwards_raw_messages_with_sender_attributes() {
         .unwrap();
     let (ok, bad) = collect(&r, 2).await;
     assert!(bad.is_empty(), "nothing is invalid when not parsing");
-    assert_eq!(raw(&ok[0]), b"<11>1 2026-03-10T10:00:00Z h1 app - - - one".as_slice());
+    assert_eq!(
+        raw(&ok[0]),
+        b"<11>1 2026-03-10T10:00:00Z h1 app - - - one".as_slice()
+    );
     assert_eq!(raw(&ok[1]), b"\xff\xfe not syslog".as_slice());
     assert_eq!(ok[0].attr("syslog.sender"), Some("127.0.0.1"));
     assert_eq!(ok[0].attr("syslog.protocol"), Some("tcp"));
