@@ -212,7 +212,11 @@ pub async fn run_file(path: &Path, registry: &Registry) -> Result<FileResult, Fl
         path: path.clone(),
         source,
     })?;
-    let file: TestFile = serde_saphyr::from_str(&text).map_err(|e| FlowTestError::Format {
+    let file: TestFile = serde_saphyr::from_str_with_options(
+        &text,
+        serde_saphyr::options! { strict_booleans: true },
+    )
+    .map_err(|e| FlowTestError::Format {
         path: path.clone(),
         message: e.to_string(),
     })?;

@@ -184,7 +184,10 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             value: Value::Null,
         });
     }
-    serde_saphyr::from_str::<Node>(text).map_err(|e| {
+    // YAML 1.2 booleans only: a key or value spelled `n`, `y`, `no`, `on`,
+    // `off` stays text (YAML 1.1 would turn the attribute name `n` into `false`).
+    let options = serde_saphyr::options! { strict_booleans: true };
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
         let pos = e.location().map_or_else(Pos::default, |l| Pos {
             line: u32::try_from(l.line()).unwrap_or(0),
             column: u32::try_from(l.column()).unwrap_or(0),
@@ -203,6 +206,20 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_yaml_1_2_booleans() {
+        let Value::Map(m) = parse("n: on\ny: true\n").unwrap().value else {
+            panic!("a mapping")
+        };
+        assert_eq!(
+            m[0].0.value,
+            Value::Str("n".into()),
+            "YAML 1.1 booleans are text"
+        );
+        assert_eq!(m[0].1.value, Value::Str("on".into()));
+        assert_eq!(m[1].1.value, Value::Bool(true));
+    }
 
     #[test]
     fn positions_are_kept() {

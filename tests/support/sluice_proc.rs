@@ -55,7 +55,10 @@ impl SluiceProc {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("sluice did not stop within 60 s of SIGTERM:\n{}", self.log());
+                panic!(
+                    "sluice did not stop within 60 s of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
