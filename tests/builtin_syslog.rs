@@ -1,4 +1,5 @@
-//! Built-in flows end to end, through the real binary: `syslog-to-chat`
+//! Built-in flows end to end, through the real binary: `syslog-to-files`
+//! (`logger` -> JSON files), `syslog-to-chat`
 //! (util-linux `logger` -> Sluice -> the Slack-shaped receiver) and the
 //! scale-out pair `edge-to-kafka` + two `kafka-worker`s on a real broker
 //! (tansu). Slack itself cannot be installed here, so its webhook is
@@ -127,7 +128,59 @@ async fn syslog_to_chat_posts_errors_red_and_the_rest_green() {
     assert_eq!(summary_in(&log, "chat"), Some(4), "{log}");
 }
 
-/// One record of the workers' JSON output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_to_files_writes_json_per_severity() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let port = free_port();
+    let env = [
+        ("SLUICE_SYSLOG_PORT", port.to_string()),
+        ("SLUICE_ENV", "lab".to_string()),
+        ("SLUICE_OUT", out.display().to_string()),
+    ];
+    let repo = dir.path().join("repo").display().to_string();
+    let mut sluice = SluiceProc::start(
+        "sluice",
+        dir.path(),
+        &[
+            "run",
+            "--builtin",
+            "syslog-to-files",
+            "--no-ui",
+            "--repository",
+            &repo,
+        ],
+        &env,
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_for_port(addr, DEADLINE).await.unwrap();
+    send(addr, LoggerTransport::Tcp, "daemon.debug", "noise");
+    send(addr, LoggerTransport::Tcp, "daemon.err", "disk full");
+    send(addr, LoggerTransport::Tcp, "daemon.warning", "slow");
+    send(addr, LoggerTransport::TcpOctetCount, "user.info", "login");
+    wait_until(DEADLINE, || outputs(&out).len() >= 3)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sluice.log()));
+    let log = sluice.terminate().await;
+    let files = outputs(&out);
+    let find = |msg: &str| {
+        files
+            .iter()
+            .find(|(_, v)| v["message"] == msg)
+            .unwrap_or_else(|| panic!("no file for {msg}: {files:?}"))
+    };
+    let (route, v) = find("disk full");
+    assert_eq!(route, "urgent");
+    assert_eq!(v["syslog.severity"], 3, "typed: {v}");
+    assert_eq!(v["environment"], "lab");
+    assert_eq!(v["syslog.appname"], "app");
+    assert_eq!(find("slow").0, "warning");
+    assert_eq!(find("login").0, "routine");
+    assert_eq!(files.len(), 3, "debug is dropped: {files:?}");
+    assert_eq!(summary_in(&log, "severity"), Some(4), "{log}");
+}
+
+/// The JSON files under `urgent/`, `warning/`, `routine/` with their route.
 fn outputs(dir: &std::path::Path) -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     for route in ["urgent", "warning", "routine"] {
