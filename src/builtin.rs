@@ -21,7 +21,11 @@ macro_rules! builtin {
 }
 
 /// Every built-in flow. A test checks this matches `flows/`.
-pub const BUILTINS: &[Builtin] = &[builtin!("syslog-to-files")];
+pub const BUILTINS: &[Builtin] = &[
+    builtin!("syslog-to-files"),
+    builtin!("http-to-ftp-gateway"),
+    builtin!("syslog-archive-s3"),
+];
 
 /// The built-in flow of this name.
 pub fn find(name: &str) -> Option<&'static Builtin> {
