@@ -13,6 +13,7 @@
 //! or epoch-ms value), `uuid` (a new random UUID, version 4, for names that
 //! must not collide, such as object keys).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use handlebars::template::{Parameter, TemplateElement};
@@ -120,7 +121,10 @@ fn random_uuid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let mut hex = String::with_capacity(32);
+    for x in b {
+        let _ = write!(hex, "{x:02x}");
+    }
     format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
