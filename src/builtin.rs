@@ -26,6 +26,8 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("syslog-to-chat"),
     builtin!("edge-to-kafka"),
     builtin!("kafka-worker"),
+    builtin!("http-to-ftp-gateway"),
+    builtin!("syslog-archive-s3"),
 ];
 
 /// The built-in flow of this name.

@@ -3,7 +3,9 @@
 //! The server (axum) starts in `on_scheduled` and stops in `on_stopped`. Each
 //! accepted request's body becomes the content, with the attributes
 //! `http.method`, `http.path`, `http.query` (raw, when present),
-//! `http.remote.addr` and `http.remote.port`, `http.header.<lower-case name>`
+//! `http.query.<name>` for each query parameter (percent-decoded; a repeated
+//! parameter's values joined with `, `), `http.remote.addr` and
+//! `http.remote.port`, `http.header.<lower-case name>`
 //! for each header picked by `header_attributes` (repeated headers joined with
 //! `, `), and `mime.type` from `Content-Type`.
 //!
@@ -336,6 +338,7 @@ fn request_attributes(
     ];
     if let Some(q) = parts.uri.query() {
         attrs.push(("http.query".into(), q.into()));
+        attrs.extend(query_attributes(&parts.uri));
     }
     if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
         attrs.push((
@@ -362,6 +365,31 @@ fn request_attributes(
         }
     }
     attrs
+}
+
+/// `http.query.<name>` for each parameter of the query string, decoded; the
+/// values of a repeated parameter joined with `, `. A query that does not
+/// decode is only kept raw (in `http.query`).
+fn query_attributes(uri: &axum::http::Uri) -> Vec<(AttrStr, AttrStr)> {
+    let Ok(axum::extract::Query(pairs)) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+    else {
+        return Vec::new();
+    };
+    let mut joined: Vec<(String, String)> = Vec::new();
+    for (k, v) in pairs {
+        match joined.iter_mut().find(|(name, _)| *name == k) {
+            Some((_, acc)) => {
+                acc.push_str(", ");
+                acc.push_str(&v);
+            }
+            None => joined.push((k, v)),
+        }
+    }
+    joined
+        .into_iter()
+        .map(|(k, v)| (format!("http.query.{k}").into(), v.into()))
+        .collect()
 }
 
 async fn handle(
@@ -714,6 +742,8 @@ mod tests {
         assert_eq!(ff.attr("http.method"), Some("POST"));
         assert_eq!(ff.attr("http.path"), Some("/"));
         assert_eq!(ff.attr("http.query"), Some("a=1&b=two"));
+        assert_eq!(ff.attr("http.query.a"), Some("1"));
+        assert_eq!(ff.attr("http.query.b"), Some("two"));
         assert_eq!(ff.attr("http.remote.addr"), Some("127.0.0.1"));
         assert!(
             ff.attr("http.remote.port")
@@ -752,6 +782,30 @@ mod tests {
         assert_eq!(out[0].attr("http.method"), Some("PUT"));
         assert_eq!(out[0].attr("http.header.x-a"), Some("1"));
         assert!(out[0].attr("http.header.host").is_some());
+        d.stop().await;
+    }
+
+    #[tokio::test]
+    async fn query_parameters_are_decoded_and_repeats_joined() {
+        let d = Driven::start("port: 0").await;
+        let resp = client()
+            .post(format!(
+                "{}/?name=q3%20report%2Fv2.csv&tag=a&tag=b&empty=",
+                d.base
+            ))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let out = d.runner.take(SUCCESS);
+        assert_eq!(out[0].attr("http.query.name"), Some("q3 report/v2.csv"));
+        assert_eq!(out[0].attr("http.query.tag"), Some("a, b"));
+        assert_eq!(out[0].attr("http.query.empty"), Some(""));
+        assert_eq!(
+            out[0].attr("http.query"),
+            Some("name=q3%20report%2Fv2.csv&tag=a&tag=b&empty=")
+        );
         d.stop().await;
     }
 

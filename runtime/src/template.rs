@@ -10,8 +10,10 @@
 //! `json` (a JSON string literal, quotes included), `num` (text to number, for
 //! comparisons), `upper`, `lower`, `default`, `truncate`, `replace`, `now`
 //! (current time, RFC 3339, or a strftime format), `date` (format an RFC 3339
-//! or epoch-ms value).
+//! or epoch-ms value), `uuid` (a new random UUID, version 4, for names that
+//! must not collide, such as object keys).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use handlebars::template::{Parameter, TemplateElement};
@@ -103,6 +105,36 @@ fn now_helper(
     Ok(())
 }
 
+fn uuid_helper(
+    _: &Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &Context,
+    _: &mut RenderContext<'_, '_>,
+    out: &mut dyn Output,
+) -> HelperResult {
+    out.write(&random_uuid())?;
+    Ok(())
+}
+
+/// A random (version 4, RFC 9562) UUID in its hyphenated lower-case form.
+fn random_uuid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut hex = String::with_capacity(32);
+    for x in b {
+        let _ = write!(hex, "{x:02x}");
+    }
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 fn date_helper(
     h: &Helper<'_>,
     _: &Handlebars<'_>,
@@ -155,6 +187,7 @@ fn base_registry(escape: Escape) -> Handlebars<'static> {
     hb.register_helper("replace", Box::new(replace));
     hb.register_helper("now", Box::new(now_helper));
     hb.register_helper("date", Box::new(date_helper));
+    hb.register_helper("uuid", Box::new(uuid_helper));
     hb
 }
 
@@ -348,6 +381,32 @@ mod tests {
         assert_eq!(
             t.render_with(&attrs(), Some("body"), &[]).unwrap(),
             "[body][][d]"
+        );
+    }
+
+    #[test]
+    fn uuid_is_a_new_version_4_uuid_each_render() {
+        let t = Template::compile("log-{{uuid}}.gz", Escape::None).unwrap();
+        let a = t.render(&attrs()).unwrap();
+        let b = t.render(&attrs()).unwrap();
+        assert_ne!(a, b);
+        let id = a
+            .strip_prefix("log-")
+            .and_then(|r| r.strip_suffix(".gz"))
+            .unwrap();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(
+            id.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+        );
+        assert!(groups[2].starts_with('4'), "version nibble: {id}");
+        assert!(
+            matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "variant bits: {id}"
         );
     }
 

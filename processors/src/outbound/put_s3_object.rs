@@ -6,7 +6,7 @@
 //! that fails is aborted, so no parts are left behind). `endpoint_url` and
 //! `path_style` point it at S3-compatible stores (MinIO, Ceph, moto...).
 //! Credentials come from `access_key_id`/`secret_access_key` (secrets) or,
-//! when those are not set, the usual AWS chain (environment, profile files,
+//! when those are not set (or empty), the usual AWS chain (environment, profile files,
 //! web identity, ECS/EC2 metadata) through aws-config.
 //!
 //! The SDK's own retries are off: a failure classifies once here. 5xx,
@@ -223,6 +223,7 @@ impl ProcessorType for PutS3ObjectType {
             ));
         }
         if let Ok(Some(u)) = props.str_opt("endpoint_url")
+            && !u.is_empty()
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
             errs.push(err("endpoint_url", format!("`{u}` is not an http(s) URL")));
@@ -254,8 +255,8 @@ impl ProcessorType for PutS3ObjectType {
                 bucket: compile("bucket")?,
                 key: compile("key")?,
                 content_type: compile("content_type")?,
-                region: props.str_opt("region")?.map(str::to_string),
-                endpoint_url: props.str_opt("endpoint_url")?.map(str::to_string),
+                region: non_empty(props, "region")?,
+                endpoint_url: non_empty(props, "endpoint_url")?,
                 path_style: props.bool("path_style")?,
                 credentials,
                 metadata_attributes: props.list("metadata_attributes")?,
@@ -263,7 +264,7 @@ impl ProcessorType for PutS3ObjectType {
                     .str_opt("metadata_prefix")?
                     .filter(|p| !p.is_empty())
                     .map(str::to_string),
-                storage_class: props.str_opt("storage_class")?.map(str::to_string),
+                storage_class: non_empty(props, "storage_class")?,
                 multipart_threshold: props.data_size("multipart_threshold")?,
                 part_size: props.data_size("multipart_part_size")?,
                 connect_timeout: props.duration("connect_timeout")?,
@@ -276,6 +277,16 @@ impl ProcessorType for PutS3ObjectType {
     fn example(&self) -> &'static str {
         "bucket: logs-archive\nkey: \"{{syslog.hostname}}/{{filename}}\"\nregion: eu-west-1\nmetadata_prefix: \"s3.meta.\""
     }
+}
+
+/// An optional text property, `None` when absent or empty (so a flow can
+/// write `${env:S3_ENDPOINT:-}` and get the default when it is not set).
+fn non_empty(props: &Properties, name: &str) -> Result<Option<String>, PropertyError> {
+    Ok(props
+        .str_opt(name)?
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string))
 }
 
 #[derive(Debug)]
@@ -695,6 +706,24 @@ mod tests {
         assert!(e.contains("below S3's smallest part"), "{e}");
         assert!(e.contains("not an http(s) URL"), "{e}");
         assert!(!e.contains("AKIA"), "{e}");
+    }
+
+    #[test]
+    fn empty_endpoint_region_and_credentials_mean_not_set() {
+        let props = sluice_runtime::testing::props_from_yaml(
+            &PutS3ObjectType,
+            &crate::registry(),
+            "bucket: b\nkey: k\nendpoint_url: \"\"\nregion: \"\"\nstorage_class: \"\"\naccess_key_id: \"\"\nsecret_access_key: \"\"\n",
+        )
+        .unwrap();
+        assert_eq!(non_empty(&props, "endpoint_url").unwrap(), None);
+        assert_eq!(non_empty(&props, "region").unwrap(), None);
+        assert_eq!(non_empty(&props, "storage_class").unwrap(), None);
+        assert!(
+            PutS3ObjectType
+                .build(&props, &BuildContext::default())
+                .is_ok()
+        );
     }
 
     #[test]
