@@ -11,11 +11,15 @@
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+#[path = "support/sluice_proc.rs"]
+#[allow(dead_code)] // shared with other tests
+mod sluice_proc;
+
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use sluice_proc::SluiceProc;
 use sluice_testkit::{
     FtpServer, LoggerTransport, S3Server, SmtpServer, SyslogFormat, free_port, logger,
     wait_for_port, wait_for_udp_port, wait_until,
@@ -23,64 +27,16 @@ use sluice_testkit::{
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// `sluice run --builtin NAME` with `env`; its log goes to a file shown when
-/// a test fails. Killed when dropped.
-struct Sluice {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Sluice {
-    fn start(name: &str, dir: &Path, env: &[(&str, String)]) -> Self {
-        let log = dir.join("sluice.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["run", "--builtin", name, "--no-ui", "--repository"])
-            .arg(dir.join("repo"))
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status must be a clean stop.
-    async fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "still running {DEADLINE:?} after SIGTERM\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert!(status.success(), "exit {status:?}\n{}", self.log());
-    }
-}
-
-impl Drop for Sluice {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `sluice run --builtin NAME` in `dir` with `env`; its log goes to a file
+/// shown when a test fails. Killed when dropped.
+fn start(name: &str, dir: &Path, env: &[(&str, String)]) -> SluiceProc {
+    let repo = dir.join("repo").display().to_string();
+    SluiceProc::start(
+        "sluice",
+        dir,
+        &["run", "--builtin", name, "--no-ui", "--repository", &repo],
+        env,
+    )
 }
 
 /// Bytes that ASCII-mode FTP or a text conversion would change.
@@ -103,7 +59,7 @@ async fn gateway_uploads_to_ftp_and_keeps_what_ftp_does_not_take() {
     let dir = tempfile::tempdir().unwrap();
     let fallback = dir.path().join("fallback");
     let port = free_port();
-    let sluice = Sluice::start(
+    let mut sluice = start(
         "http-to-ftp-gateway",
         dir.path(),
         &[
@@ -226,7 +182,7 @@ async fn gateway_uploads_to_ftp_and_keeps_what_ftp_does_not_take() {
         "one notice per upload, one alert: {mails:#?}"
     );
     assert!(!incoming.join("late.bin").exists());
-    sluice.stop().await;
+    sluice.terminate().await;
 }
 
 fn s3_client(s3: &S3Server) -> aws_sdk_s3::Client {
@@ -287,7 +243,7 @@ async fn syslog_is_archived_to_s3_in_gzipped_date_partitioned_batches() {
     let dir = tempfile::tempdir().unwrap();
     let (tcp_port, udp_port) = (free_port(), free_port());
     let first_day = chrono::Utc::now().date_naive();
-    let sluice = Sluice::start(
+    let mut sluice = start(
         "syslog-archive-s3",
         dir.path(),
         &[
@@ -411,5 +367,5 @@ async fn syslog_is_archived_to_s3_in_gzipped_date_partitioned_batches() {
         "the remainder was flushed by age: {sizes:?}"
     );
     assert!(!dir.path().join("failed").exists(), "S3 took everything");
-    sluice.stop().await;
+    sluice.terminate().await;
 }

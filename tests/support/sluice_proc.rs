@@ -12,12 +12,13 @@ pub struct SluiceProc {
 }
 
 impl SluiceProc {
-    /// `sluice ARGS...` with `env` set, output to `dir/<name>.log`.
+    /// `sluice ARGS...` in `dir` with `env` set, output to `dir/<name>.log`.
     pub fn start(name: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
         cmd.args(args)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out);
