@@ -21,7 +21,10 @@ macro_rules! builtin {
 }
 
 /// Every built-in flow. A test checks this matches `flows/`.
-pub const BUILTINS: &[Builtin] = &[builtin!("syslog-to-files")];
+pub const BUILTINS: &[Builtin] = &[
+    builtin!("alert-webhook-router"),
+    builtin!("syslog-to-files"),
+];
 
 /// The built-in flow of this name.
 pub fn find(name: &str) -> Option<&'static Builtin> {
