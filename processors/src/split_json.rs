@@ -39,9 +39,9 @@
 
 use serde_json::Value;
 use sluice_runtime::{
-    Attributes, BuildContext, BuildError, FlowFile, InputRequirement, ProcessContext,
-    ProcessError, ProcessSession, Processor, ProcessorType, PropKind, Properties,
-    PropertyDescriptor, PropertyError, RelationshipDef, async_trait,
+    Attributes, BuildContext, BuildError, FlowFile, InputRequirement, ProcessContext, ProcessError,
+    ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
+    PropertyError, RelationshipDef, async_trait,
 };
 
 /// One FlowFile per array element.
@@ -67,7 +67,10 @@ const PROPERTIES: &[PropertyDescriptor] = &[
     ),
     PropertyDescriptor::optional(
         "flatten_max_leaves",
-        PropKind::Integer { min: 1, max: 10_000 },
+        PropKind::Integer {
+            min: 1,
+            max: 10_000,
+        },
         Some("256"),
         "Most leaves `flatten` writes per element; past it `split.flatten.truncated` is set.",
     ),
