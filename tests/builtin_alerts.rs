@@ -80,15 +80,16 @@ fn message<'a>(msgs: &'a [SlackMessage], name: &str) -> (&'a Value, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alertmanager_alerts_reach_chat_mail_and_pager_once() {
-    let slack = SlackReceiver::start().await.unwrap();
-    let smtp = SmtpServer::start().await.unwrap();
-    let pager = HttpReceiver::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let invalid = dir.path().join("keep/invalid");
+/// Starts the built-in flow with its variables pointing at the test servers;
+/// files it keeps go under `keep`.
+async fn start_flow(
+    slack: &SlackReceiver,
+    smtp: &SmtpServer,
+    pager: &HttpReceiver,
+    dir: &std::path::Path,
+) -> (Flow, std::net::SocketAddr) {
     let port = free_port();
-    let log = dir.path().join("sluice.log");
+    let log = dir.join("sluice.log");
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["run", "--builtin", "alert-webhook-router", "--no-ui"])
         .args(["--no-repository", "--status-interval", "0"])
@@ -102,7 +103,7 @@ async fn alertmanager_alerts_reach_chat_mail_and_pager_once() {
         .env("SLUICE_SMTP_STARTTLS", "none")
         .env("SLUICE_MAIL_FROM", "Sluice <sluice@example.com>")
         .env("SLUICE_MAIL_TO", "oncall@example.com, lead@example.com")
-        .env("SLUICE_ALERTS_KEEP_DIR", dir.path().join("keep"))
+        .env("SLUICE_ALERTS_KEEP_DIR", dir.join("keep"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -112,9 +113,20 @@ async fn alertmanager_alerts_reach_chat_mail_and_pager_once() {
     wait_for_port(addr, WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", flow.log()));
+    (flow, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_alerts_reach_chat_mail_and_pager_once() {
+    let slack = SlackReceiver::start().await.unwrap();
+    let smtp = SmtpServer::start().await.unwrap();
+    let pager = HttpReceiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = dir.path().join("keep/invalid");
+    let (flow, addr) = start_flow(&slack, &smtp, &pager, dir.path()).await;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/alerts");
-    let post = |body: Value| {
+    let notify = |body: Value| {
         let req = client.post(&url).json(&body);
         async move {
             let resp = req.send().await.unwrap();
@@ -150,7 +162,7 @@ async fn alertmanager_alerts_reach_chat_mail_and_pager_once() {
             ),
         ],
     );
-    post(first.clone()).await;
+    notify(first.clone()).await;
 
     let msgs = slack
         .wait_for_messages(3, WAIT)
@@ -215,8 +227,8 @@ async fn alertmanager_alerts_reach_chat_mail_and_pager_once() {
     // the repeat has been through, a new critical alert follows it; each sink
     // delivers in order, so once that one arrived everywhere the repeat would
     // have too.
-    post(first).await;
-    post(alertmanager(
+    notify(first).await;
+    notify(alertmanager(
         "firing",
         &[alert("firing", "MemoryLow", "page", "db-1:9100", "2% free")],
     ))

@@ -202,7 +202,7 @@ impl SplitJson {
         // left half made if one fails.
         let bodies = elements
             .iter()
-            .map(|el| serde_json::to_vec(el))
+            .map(serde_json::to_vec)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Unsplittable::NotArray(e.to_string()))?;
         let id = original.id.to_string();
@@ -316,6 +316,7 @@ impl Processor for SplitJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_runtime::Scheduling;
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     const ALERTMANAGER: &str = r#"{
@@ -333,7 +334,7 @@ mod tests {
 
     fn runner(yaml: &str) -> TestRunner {
         let props = crate::test_props(&SplitJsonType, yaml);
-        TestRunner::with_properties(&SplitJsonType, props, Default::default()).unwrap()
+        TestRunner::with_properties(&SplitJsonType, props, Scheduling::default()).unwrap()
     }
 
     #[test]
