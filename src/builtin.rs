@@ -28,6 +28,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("kafka-worker"),
     builtin!("http-to-ftp-gateway"),
     builtin!("syslog-archive-s3"),
+    builtin!("alert-webhook-router"),
 ];
 
 /// The built-in flow of this name.

@@ -26,6 +26,7 @@ mod publish_kafka;
 mod put_file;
 mod route_on_attribute;
 mod route_on_severity;
+mod split_json;
 mod syslog_parse;
 mod update_attribute;
 
@@ -42,6 +43,7 @@ pub fn registry() -> Registry {
         Arc::new(outbound::put_s3_object::PutS3ObjectType),
         Arc::new(outbound::put_email::PutEmailType),
         Arc::new(route_on_attribute::RouteOnAttributeType),
+        Arc::new(split_json::SplitJsonType),
         Arc::new(attributes_to_json::AttributesToJsonType),
         Arc::new(format_template::FormatTemplateType),
         Arc::new(put_file::PutFileType),
