@@ -10,34 +10,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+#[path = "support/sluice_proc.rs"]
+#[allow(dead_code)] // shared with other tests
+mod sluice_proc;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sluice_proc::SluiceProc;
 use sluice_testkit::{
     HttpReceiver, SlackMessage, SlackReceiver, SmtpServer, free_port, wait_for_port, wait_until,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Kills the flow when the test ends, passing or not.
-struct Flow {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Flow {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Flow {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An Alertmanager (webhook payload version 4) notification with these alerts.
 fn alertmanager(status: &str, alerts: &[Value]) -> Value {
@@ -87,28 +72,41 @@ async fn start_flow(
     smtp: &SmtpServer,
     pager: &HttpReceiver,
     dir: &std::path::Path,
-) -> (Flow, std::net::SocketAddr) {
+) -> (SluiceProc, std::net::SocketAddr) {
     let port = free_port();
-    let log = dir.join("sluice.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "--builtin", "alert-webhook-router", "--no-ui"])
-        .args(["--no-repository", "--status-interval", "0"])
-        .env("SLUICE_ALERTS_PORT", port.to_string())
-        .env("SLUICE_ALERTS_DEDUP_WINDOW", "10m")
-        .env("SLACK_WEBHOOK_URL", slack.webhook_url())
-        .env("PAGER_URL", format!("{}/v1/events", pager.url()))
-        .env("PAGER_AUTHORIZATION", "Token pager-secret")
-        .env("SMTP_HOST", "127.0.0.1")
-        .env("SMTP_PORT", smtp.addr.port().to_string())
-        .env("SMTP_STARTTLS", "none")
-        .env("MAIL_FROM", "Sluice <sluice@example.com>")
-        .env("MAIL_ADMINS", "oncall@example.com, lead@example.com")
-        .env("SLUICE_ALERTS_KEEP_DIR", dir.join("keep"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let flow = Flow { child, log };
+    let env = [
+        ("SLUICE_ALERTS_PORT", port.to_string()),
+        ("SLUICE_ALERTS_DEDUP_WINDOW", "10m".to_string()),
+        ("SLACK_WEBHOOK_URL", slack.webhook_url()),
+        ("PAGER_URL", format!("{}/v1/events", pager.url())),
+        ("PAGER_AUTHORIZATION", "Token pager-secret".to_string()),
+        ("SMTP_HOST", "127.0.0.1".to_string()),
+        ("SMTP_PORT", smtp.addr.port().to_string()),
+        ("SMTP_STARTTLS", "none".to_string()),
+        ("MAIL_FROM", "Sluice <sluice@example.com>".to_string()),
+        (
+            "MAIL_ADMINS",
+            "oncall@example.com, lead@example.com".to_string(),
+        ),
+        (
+            "SLUICE_ALERTS_KEEP_DIR",
+            dir.join("keep").display().to_string(),
+        ),
+    ];
+    let flow = SluiceProc::start(
+        "sluice",
+        dir,
+        &[
+            "run",
+            "--builtin",
+            "alert-webhook-router",
+            "--no-ui",
+            "--no-repository",
+            "--status-interval",
+            "0",
+        ],
+        &env,
+    );
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     wait_for_port(addr, WAIT)
         .await
