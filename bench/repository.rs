@@ -53,6 +53,7 @@ processors:
     )
 }
 
+#[allow(clippy::struct_field_names)] // all rates, named as printed
 struct Outcome {
     per_sec: f64,
     fsyncs_per_sec: Option<f64>,

@@ -12,6 +12,7 @@ use sluice_flowfile_repo::{FsyncPolicy, RecoveryMode};
 use sluice_runtime::{Engine, EngineOptions, FlowStatus, Registry, parse_duration};
 
 /// Options of `sluice run`.
+#[allow(clippy::struct_excessive_bools)] // command-line switches
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Flow files; their processors form one graph.

@@ -25,7 +25,7 @@ use sluice_testkit::{
     wait_for_port, wait_for_udp_port, wait_until,
 };
 
-const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_mins(1);
 
 /// `sluice run --builtin NAME` in `dir` with `env`; its log goes to a file
 /// shown when a test fails. Killed when dropped.

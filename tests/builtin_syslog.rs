@@ -20,7 +20,7 @@ use sluice_testkit::{
     wait_for_port, wait_until,
 };
 
-const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_mins(1);
 
 /// Text -> attachment colour of every message the receiver accepted.
 fn colours(slack: &SlackReceiver) -> BTreeMap<String, String> {
@@ -286,7 +286,7 @@ async fn edge_publishes_raw_syslog_and_two_workers_deliver_it() {
             broker.log()
         )
     };
-    wait_until(Duration::from_secs(120), || outputs(&out).len() >= total)
+    wait_until(Duration::from_mins(2), || outputs(&out).len() >= total)
         .await
         .unwrap_or_else(|e| {
             panic!(

@@ -183,7 +183,7 @@ async fn every_acknowledged_request_survives_repeated_sigkill() {
         let acks = rng.random_range(1..=150usize);
         let extra = rng.random_range(0..=20u64);
         let base = client.acked.lock().len();
-        wait_until(Duration::from_secs(60), || {
+        wait_until(Duration::from_mins(1), || {
             client.acked.lock().len() >= base + acks
         })
         .await
@@ -194,7 +194,7 @@ async fn every_acknowledged_request_survives_repeated_sigkill() {
             )
         });
         let sent = client.sent.load(Ordering::Relaxed);
-        wait_until(Duration::from_secs(60), || {
+        wait_until(Duration::from_mins(1), || {
             client.sent.load(Ordering::Relaxed) >= sent + extra
         })
         .await
@@ -215,7 +215,7 @@ async fn every_acknowledged_request_survives_repeated_sigkill() {
     let acked: BTreeSet<u64> = client.acked.lock().clone();
     let mut child = start(&flow_path, &repo, &log);
     wait_for_port(addr, Duration::from_secs(30)).await.unwrap();
-    let drained = wait_until(Duration::from_secs(120), || {
+    let drained = wait_until(Duration::from_mins(2), || {
         let d = delivered(&out);
         acked.iter().all(|id| d.contains_key(id))
     })

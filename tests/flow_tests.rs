@@ -22,7 +22,12 @@ fn every_flow_has_tests_and_they_pass() {
     let mut flows: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())
-        .filter(|p| p.ends_with(".yaml") && !p.ends_with(".test.yaml"))
+        .filter(|p| {
+            std::path::Path::new(p)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("yaml"))
+                && !p.ends_with(".test.yaml")
+        })
         .collect();
     flows.sort();
     assert!(!flows.is_empty());

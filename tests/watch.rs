@@ -145,10 +145,10 @@ async fn a_route_changed_while_flowing_loses_and_duplicates_nothing() {
     for (name, dirs) in &all {
         let n: usize = name.parse().unwrap();
         let want = match dirs[0].as_str() {
-            "even" => n % 2 == 0,
+            "even" => n.is_multiple_of(2),
             "odd" => n % 2 == 1,
-            "thirds" => n % 3 == 0,
-            "other" => n % 3 != 0,
+            "thirds" => n.is_multiple_of(3),
+            "other" => !n.is_multiple_of(3),
             unexpected => panic!("{n} is in {unexpected}"),
         };
         assert!(want, "{n} is in {}", dirs[0]);

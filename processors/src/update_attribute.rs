@@ -131,8 +131,12 @@ mod tests {
     async fn sets_from_original_attributes_and_deletes() {
         let yaml = "set:\n  a: \"{{b}}-x\"\n  b: new\ndelete: [gone]\n";
         let props = crate::test_props(&UpdateAttributeType, yaml);
-        let r =
-            TestRunner::with_properties(&UpdateAttributeType, props, Default::default()).unwrap();
+        let r = TestRunner::with_properties(
+            &UpdateAttributeType,
+            props,
+            sluice_runtime::Scheduling::default(),
+        )
+        .unwrap();
         r.enqueue("body", &[("b", "old"), ("gone", "1")]);
         r.run_once().await.unwrap();
         let out = r.take(SUCCESS);

@@ -158,7 +158,7 @@ async fn udp_drops_under_back_pressure_are_counted_in_the_status() {
     const SENT: usize = 300;
     let port = sluice_testkit::free_port();
     let flow = format!(
-        r#"
+        r"
 name: slow-sink-udp
 processors:
   listen:
@@ -171,7 +171,7 @@ processors:
     auto_terminate: [success]
 connections:
   - {{ from: listen, relationship: success, to: sink, back_pressure: {{ max_count: 20 }} }}
-"#
+"
     );
     let registry = sluice_processors::registry();
     let spec = parse_flow(&flow, Path::new("slow-sink-udp.yaml"), &registry, &|_| None).unwrap();

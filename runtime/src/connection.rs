@@ -984,6 +984,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::many_single_char_names)] // FlowFiles named by their content
     fn penalised_wait_and_rollback_restores_order() {
         let c = conn(ConnectionSettings::default());
         let mut p = ff(&[], "p");

@@ -563,7 +563,7 @@ impl Engine {
         }
         for (cid, ffs) in by_conn {
             if let Some((_, conn)) = connections.iter().find(|(s, _)| s.id == cid) {
-                conn.push_batch(ffs)
+                conn.push_batch(ffs);
             } else {
                 tracing::warn!(connection = %cid, count = ffs.len(), "recovered FlowFiles belong to a connection that is no longer in the flow; kept aside");
                 self.orphaned.lock().entry(cid).or_default().extend(ffs);

@@ -400,7 +400,7 @@ async fn run_case(spec: &FlowSpec, case: &Case, path: &Path) -> Result<Vec<Strin
     }
     if let Some(id) = &direct_input {
         if let Some((_, c)) = engine.connections().into_iter().find(|(s, _)| &s.to == id) {
-            c.push_batch(inputs)
+            c.push_batch(inputs);
         } else {
             engine.shutdown(Duration::from_secs(1)).await;
             return Err(bad(format!(

@@ -304,7 +304,7 @@ impl ProcessSession {
             return;
         }
         if let Some(i) = self.io.outputs.iter().position(|o| o.relationship == rel) {
-            self.transfers.push((i, ff))
+            self.transfers.push((i, ff));
         } else {
             self.problems.push(format!(
                 "no relationship `{rel}` on processor `{}`",

@@ -695,7 +695,7 @@ pub fn parse_flow(
                                 continue;
                             };
                             if let Some(kind) = registry.get(&t) {
-                                rp.kind = Some(kind.clone())
+                                rp.kind = Some(kind.clone());
                             } else {
                                 let hint = registry.suggest(&t).map_or_else(
                                     || Some("`sluice processors` lists the known types".into()),

@@ -303,6 +303,35 @@ pub(crate) async fn http_get_status(addr: SocketAddr, path: &str) -> Result<u16>
     Ok(status)
 }
 
+/// A self-signed certificate and key for `localhost` and `127.0.0.1`, made with `openssl`, in
+/// `dir` as `cert.pem` and `key.pem`. It is a leaf certificate (`CA:FALSE`): rustls/webpki
+/// refuse a CA certificate used as a server's own (`CaUsedAsEndEntity`), so a client that
+/// trusts `cert.pem` as its only root can verify the server with it.
+pub(crate) fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let out = std::process::Command::new(find_tool("openssl", None, &[])?)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl req")?;
+    if !out.status.success() {
+        bail!(
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((cert, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,33 +369,4 @@ mod tests {
         .await
         .expect("third poll is true");
     }
-}
-
-/// A self-signed certificate and key for `localhost` and `127.0.0.1`, made with `openssl`, in
-/// `dir` as `cert.pem` and `key.pem`. It is a leaf certificate (`CA:FALSE`): rustls/webpki
-/// refuse a CA certificate used as a server's own (`CaUsedAsEndEntity`), so a client that
-/// trusts `cert.pem` as its only root can verify the server with it.
-pub(crate) fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let out = std::process::Command::new(find_tool("openssl", None, &[])?)
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .context("running openssl req")?;
-    if !out.status.success() {
-        bail!(
-            "openssl req failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok((cert, key))
 }

@@ -49,7 +49,7 @@ impl SluiceProc {
                 .expect("kill runs")
                 .success()
         );
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 break status;

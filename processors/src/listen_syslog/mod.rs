@@ -473,9 +473,7 @@ impl ListenSyslog {
                 attrs.push((k.truncated.clone(), AttrStr::from("true")));
                 data.truncate(self.cfg.max_message);
             }
-            if !self.cfg.parse {
-                (SUCCESS, data)
-            } else {
+            if self.cfg.parse {
                 match self.parser.parse(&data, now, attrs) {
                     Ok(body) => (SUCCESS, body),
                     Err(e) => {
@@ -483,6 +481,8 @@ impl ListenSyslog {
                         (INVALID, data)
                     }
                 }
+            } else {
+                (SUCCESS, data)
             }
         };
         let mut ff = session.receive(&m.peer.uri);
