@@ -85,9 +85,9 @@ connections:
         .unwrap();
     assert_eq!(resp.status(), 404);
 
-    let (errors, rest) = (out.join("errors"), out.join("unmatched"));
+    let (errors, others) = (out.join("errors"), out.join("unmatched"));
     wait_until(Duration::from_secs(30), || {
-        files_in(&errors).len() + files_in(&rest).len() == 10
+        files_in(&errors).len() + files_in(&others).len() == 10
     })
     .await
     .unwrap();
@@ -95,7 +95,7 @@ connections:
         let (route, dirname) = if i % 3 == 0 {
             ("errors", &errors)
         } else {
-            ("unmatched", &rest)
+            ("unmatched", &others)
         };
         let path = dirname.join(format!("req-{i}.json"));
         let v: serde_json::Value = serde_json::from_str(
