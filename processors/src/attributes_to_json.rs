@@ -266,7 +266,7 @@ impl AttributesToJson {
     /// The flat object, written straight into text: attributes come in key
     /// order already, so only core fields and content need sorting in.
     fn flat_json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<Vec<u8>, String> {
-        let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(ff.attributes.len() + 5);
+        let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(32);
         for (k, v) in ff.attributes.iter() {
             if self.picked(k) {
                 let typed = self.typed.matches(k);
@@ -302,7 +302,18 @@ impl AttributesToJson {
             fields.extend(extra);
             fields.sort_by(|a, b| a.0.cmp(b.0));
         }
-        let mut out = Vec::with_capacity(64 + ff.attributes.approx_size());
+        let text: usize = fields
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + match v {
+                        Field::Text(s) | Field::Typed(s) => s.len(),
+                        Field::Content(s) => s.len(),
+                        Field::Number(_) => 20,
+                    }
+            })
+            .sum();
+        let mut out = Vec::with_capacity(text + 6 * fields.len() + 2);
         out.push(b'{');
         for (i, (k, v)) in fields.iter().enumerate() {
             if i > 0 {
@@ -524,6 +535,34 @@ mod tests {
         r.enqueue("", &[("a", "1")]);
         r.run_once().await.unwrap();
         assert_eq!(r.take(SUCCESS)[0].attr("j"), Some(r#"{"a":"1"}"#));
+    }
+
+    /// The flat writer gives exactly the text serde_json gives for the same
+    /// object (keys sorted, same escapes and numbers), core fields and
+    /// content sorted in among the attributes.
+    #[tokio::test]
+    async fn flat_text_is_exactly_serde_jsons() {
+        let r = runner("include_core: true\ninclude_content: true\ntyped: [n, f, b]");
+        r.enqueue(
+            "body \"q\"\n\u{1}",
+            &[
+                ("zz", "last"),
+                ("content", "replaced"),
+                ("a\"k", "x\ty\u{7f}é"),
+                ("n", "-12"),
+                ("f", "1e3"),
+                ("b", "false"),
+                ("flowfile.zzz", "between"),
+            ],
+        );
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        let text = TestRunner::text(&out[0]);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), text);
+        assert_eq!(v["content"], "body \"q\"\n\u{1}");
+        assert_eq!(v["f"], serde_json::json!(1000.0));
+        assert_eq!(v["flowfile.zzz"], "between");
     }
 
     #[tokio::test]

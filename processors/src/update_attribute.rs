@@ -108,11 +108,13 @@ impl Processor for UpdateAttribute {
         for mut ff in session.get_batch(ctx.scheduling().batch_size) {
             let original = ff.attributes.clone();
             // `{{content}}` is the content as text, read only when a template uses it.
-            let content = if self.uses_content {
-                Some(String::from_utf8_lossy(&session.read(&ff)?).into_owned())
+            // Valid UTF-8 is borrowed, not copied.
+            let bytes = if self.uses_content {
+                Some(session.read(&ff)?)
             } else {
                 None
             };
+            let content = bytes.as_deref().map(String::from_utf8_lossy);
             for (name, value) in &self.set {
                 let t = match value {
                     Value::Literal(v) => {

@@ -1,11 +1,11 @@
 //! FlowFile attributes: a shared sorted base plus a small list of changes.
 //!
-//! Cloning an [`Attributes`] shares the base (one reference-count increment)
-//! and copies only the changes made since it was last folded, so forking a
-//! FlowFile to several connections or keeping the original for rollback
-//! costs next to nothing, and a processor that sets one or two attributes
-//! does not copy the whole map: its writes go to the change list, which is
-//! folded into a new base once it holds more than [`FOLD_AT`] entries. Keys
+//! Both parts are shared and immutable: cloning an [`Attributes`] is two
+//! reference-count increments, so forking a FlowFile to several connections
+//! or keeping the original for rollback costs next to nothing, and a
+//! processor that sets one or two attributes does not copy the whole map: a
+//! write makes a new change list (a few entries), which is folded into a new
+//! base once it holds more than [`FOLD_AT`] entries. Keys
 //! and values are `Arc<str>`: a processor that sets the same key on every
 //! FlowFile builds the key once and shares it.
 
@@ -27,9 +27,12 @@ pub struct Attributes {
     /// Sorted by key, keys unique; shared by clones.
     base: Arc<[(AttrStr, AttrStr)]>,
     /// Changes on top of `base`, sorted by key, keys unique: `Some` sets,
-    /// `None` removes (only keys that `base` has).
-    delta: Vec<(AttrStr, Option<AttrStr>)>,
+    /// `None` removes (only keys that `base` has). Shared by clones.
+    delta: Arc<[Change]>,
 }
+
+/// One change on top of the base.
+type Change = (AttrStr, Option<AttrStr>);
 
 fn find<V>(entries: &[(AttrStr, V)], key: &str) -> Result<usize, usize> {
     entries.binary_search_by(|(k, _)| k.as_ref().cmp(key))
@@ -78,18 +81,30 @@ impl Attributes {
             }
             Err(_) => {
                 if let Ok(i) = find(&self.delta, key) {
-                    self.delta.remove(i);
+                    let old = &self.delta;
+                    self.delta = old[..i].iter().chain(&old[i + 1..]).cloned().collect();
                 }
             }
         }
         Some(old)
     }
 
+    /// Records one change: a new change list with it in its place.
     fn set(&mut self, key: AttrStr, value: Option<AttrStr>) {
-        match find(&self.delta, &key) {
-            Ok(i) => self.delta[i].1 = value,
-            Err(i) => self.delta.insert(i, (key, value)),
-        }
+        let old = &self.delta;
+        let (at, replace) = match find(old, &key) {
+            Ok(i) => (i, true),
+            Err(i) => (i, false),
+        };
+        let after = if replace { at + 1 } else { at };
+        // Exact-size iterators: collected with one allocation.
+        let delta: Arc<[Change]> = old[..at]
+            .iter()
+            .cloned()
+            .chain(std::iter::once((key, value)))
+            .chain(old[after..].iter().cloned())
+            .collect();
+        self.delta = delta;
         if self.delta.len() > FOLD_AT {
             self.fold();
         }
@@ -102,7 +117,7 @@ impl Attributes {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.base = merged;
-        self.delta.clear();
+        self.delta = Arc::default();
     }
 
     /// Sets every pair of `other`, overwriting.
@@ -129,7 +144,7 @@ impl Attributes {
     #[must_use]
     pub fn len(&self) -> usize {
         let mut n = self.base.len();
-        for (k, v) in &self.delta {
+        for (k, v) in self.delta.iter() {
             match (find(&self.base, k).is_ok(), v.is_some()) {
                 (false, true) => n += 1,
                 (true, false) => n -= 1,
@@ -211,7 +226,7 @@ impl<K: Into<AttrStr>, V: Into<AttrStr>> FromIterator<(K, V)> for Attributes {
         pairs.dedup_by(|later, first| later.0 == first.0);
         Self {
             base: pairs.into(),
-            delta: Vec::new(),
+            delta: Arc::default(),
         }
     }
 }
