@@ -38,6 +38,10 @@ use anyhow::{Context, Result, bail};
 use sluice_bench_syslog::{Format, Mode, corpus};
 use sluice_runtime::{Engine, EngineOptions, parse_flow};
 
+/// mimalloc, as the `sluice` binary uses: the benchmark measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Terminal processors whose input the serve mode counts.
 const SINKS: &[&str] = &["save"];
 
