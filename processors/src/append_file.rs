@@ -175,6 +175,9 @@ struct AppendFile {
 
 /// The records of one trigger for one file.
 struct Group {
+    /// The path as the template rendered it (most FlowFiles of a batch
+    /// render one of a few paths: it is checked once per group).
+    rendered: String,
     path: PathBuf,
     /// Indexes into the trigger's FlowFiles, in queue order.
     members: Vec<usize>,
@@ -198,6 +201,9 @@ fn resolve_path(base: &Path, rendered: &str) -> Result<PathBuf, String> {
 
 /// Appends `group.data` to its file (see the module docs).
 fn append(group: &Group, s: &Settings) -> Result<(), WriteError> {
+    if group.members.is_empty() {
+        return Ok(()); // its only FlowFile's content could not be read
+    }
     let path = &group.path;
     let dir = path.parent().unwrap_or(Path::new("/"));
     if s.create_dirs {
@@ -274,12 +280,26 @@ fn append_all(groups: &[Group], s: &Settings) -> Vec<Option<Result<(), WriteErro
 }
 
 impl AppendFile {
-    fn target(&self, ff: &FlowFile) -> Result<PathBuf, String> {
+    /// The index of `ff`'s group in `groups`, made if new.
+    fn group_of(&self, ff: &FlowFile, groups: &mut Vec<Group>) -> Result<usize, String> {
         let rendered = self
             .path
             .render(&ff.attributes)
             .map_err(|e| format!("path: {e}"))?;
-        resolve_path(&self.base_dir, &rendered)
+        if let Some(i) = groups.iter().position(|g| g.rendered == rendered) {
+            return Ok(i);
+        }
+        let path = resolve_path(&self.base_dir, &rendered)?;
+        if let Some(i) = groups.iter().position(|g| g.path == path) {
+            return Ok(i);
+        }
+        groups.push(Group {
+            rendered,
+            path,
+            members: Vec::new(),
+            data: Vec::new(),
+        });
+        Ok(groups.len() - 1)
     }
 }
 
@@ -297,25 +317,14 @@ impl Processor for AppendFile {
         let mut groups: Vec<Group> = Vec::new();
         let mut slots: Vec<Option<FlowFile>> = Vec::with_capacity(batch.len());
         for mut ff in batch {
-            let target = self.target(&ff).and_then(|path| {
+            let target = self.group_of(&ff, &mut groups).and_then(|gi| {
                 session
                     .read(&ff)
-                    .map(|data| (path, data))
+                    .map(|data| (gi, data))
                     .map_err(|e| e.message)
             });
             match target {
-                Ok((path, data)) => {
-                    let gi = match groups.iter().position(|g| g.path == path) {
-                        Some(gi) => gi,
-                        None => {
-                            groups.push(Group {
-                                path,
-                                members: Vec::new(),
-                                data: Vec::new(),
-                            });
-                            groups.len() - 1
-                        }
-                    };
+                Ok((gi, data)) => {
                     let g = &mut groups[gi];
                     g.members.push(slots.len());
                     g.data.extend_from_slice(&data);

@@ -222,10 +222,9 @@ enum Field<'a> {
 }
 
 impl AttributesToJson {
-    fn json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<String, String> {
+    fn json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<Vec<u8>, String> {
         if !self.nested {
-            let out = self.flat_json(session, ff)?;
-            return String::from_utf8(out).map_err(|e| e.to_string());
+            return self.flat_json(session, ff);
         }
         let mut obj = Map::new();
         for (k, v) in ff.attributes.iter() {
@@ -256,7 +255,7 @@ impl AttributesToJson {
                 Value::String(String::from_utf8_lossy(&bytes).into_owned()),
             );
         }
-        serde_json::to_string(&Value::Object(obj)).map_err(|e| e.to_string())
+        serde_json::to_vec(&Value::Object(obj)).map_err(|e| e.to_string())
     }
 
     fn picked(&self, name: &str) -> bool {
@@ -351,7 +350,9 @@ impl Processor for AttributesToJson {
             match self.json(session, &ff) {
                 Ok(text) => {
                     if let Some(name) = &self.to_attribute {
-                        ff.attributes.insert(name.as_str(), text);
+                        // serde_json writes UTF-8 only: nothing is replaced.
+                        let text = String::from_utf8_lossy(&text);
+                        ff.attributes.insert(name.as_str(), text.as_ref());
                     } else {
                         session.write(&mut ff, text);
                         ff.attributes.insert("mime.type", "application/json");

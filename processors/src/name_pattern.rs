@@ -35,7 +35,11 @@ impl NamePatterns {
     }
 
     /// Whether `name` matches one of the patterns.
+    #[inline]
     pub(crate) fn matches(&self, name: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
         if self.case_insensitive {
             let lower = name.to_ascii_lowercase();
             self.patterns.iter().any(|p| wildcard_match(p, &lower))
