@@ -22,7 +22,9 @@
 //!   and sets the attribute `attribute_name` (default `JSONAttributes`).
 //!
 //! serde_json writes the text, so any value, however hostile (quotes,
-//! newlines, control characters, invalid surrogates), gives valid JSON.
+//! newlines, control characters, invalid surrogates), gives valid JSON. A
+//! flat object (the default) is written field by field straight into the
+//! output, with no JSON tree in between; `nested` builds the tree.
 //!
 //! ```yaml
 //! to_json:
@@ -211,18 +213,22 @@ fn insert_flat(obj: &mut Map<String, Value>, key: &str, value: Value) -> Result<
     Ok(())
 }
 
+/// One field of the flat object.
+enum Field<'a> {
+    Text(&'a str),
+    Typed(&'a str),
+    Number(u64),
+    Content(String),
+}
+
 impl AttributesToJson {
-    fn json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<String, String> {
+    fn json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<Vec<u8>, String> {
+        if !self.nested {
+            return self.flat_json(session, ff);
+        }
         let mut obj = Map::new();
-        let put = |obj: &mut Map<String, Value>, k: &str, v: Value| {
-            if self.nested {
-                insert_nested(obj, k, v)
-            } else {
-                insert_flat(obj, k, v)
-            }
-        };
         for (k, v) in ff.attributes.iter() {
-            if (!self.include.is_empty() && !self.include.matches(k)) || self.exclude.matches(k) {
+            if !self.picked(k) {
                 continue;
             }
             let value = if self.typed.matches(k) {
@@ -230,7 +236,7 @@ impl AttributesToJson {
             } else {
                 Value::String(v.to_string())
             };
-            put(&mut obj, k, value)?;
+            insert_nested(&mut obj, k, value)?;
         }
         if self.include_core {
             for (k, v) in [
@@ -239,7 +245,7 @@ impl AttributesToJson {
                 ("flowfile.entry_date", ff.entry_date),
                 ("flowfile.lineage_start", ff.lineage_start),
             ] {
-                put(&mut obj, k, Value::from(v))?;
+                insert_nested(&mut obj, k, Value::from(v))?;
             }
         }
         if self.include_content {
@@ -249,8 +255,88 @@ impl AttributesToJson {
                 Value::String(String::from_utf8_lossy(&bytes).into_owned()),
             );
         }
-        serde_json::to_string(&Value::Object(obj)).map_err(|e| e.to_string())
+        serde_json::to_vec(&Value::Object(obj)).map_err(|e| e.to_string())
     }
+
+    fn picked(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.matches(name)) && !self.exclude.matches(name)
+    }
+
+    /// The flat object, written straight into text: attributes come in key
+    /// order already, so only core fields and content need sorting in.
+    fn flat_json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<Vec<u8>, String> {
+        let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(32);
+        for (k, v) in ff.attributes.iter() {
+            if self.picked(k) {
+                let typed = self.typed.matches(k);
+                fields.push((
+                    k,
+                    if typed {
+                        Field::Typed(v)
+                    } else {
+                        Field::Text(v)
+                    },
+                ));
+            }
+        }
+        let mut extra = Vec::new();
+        if self.include_core {
+            extra.extend([
+                ("flowfile.id", Field::Number(ff.id)),
+                ("flowfile.size", Field::Number(ff.size())),
+                ("flowfile.entry_date", Field::Number(ff.entry_date)),
+                ("flowfile.lineage_start", Field::Number(ff.lineage_start)),
+            ]);
+        }
+        if self.include_content {
+            let bytes = session.read(ff).map_err(|e| e.message)?;
+            extra.push((
+                "content",
+                Field::Content(String::from_utf8_lossy(&bytes).into_owned()),
+            ));
+        }
+        if !extra.is_empty() {
+            // Later fields replace earlier ones of the same name.
+            fields.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            fields.extend(extra);
+            fields.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        let text: usize = fields
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + match v {
+                        Field::Text(s) | Field::Typed(s) => s.len(),
+                        Field::Content(s) => s.len(),
+                        Field::Number(_) => 20,
+                    }
+            })
+            .sum();
+        let mut out = Vec::with_capacity(text + 6 * fields.len() + 2);
+        out.push(b'{');
+        for (i, (k, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json(&mut out, k)?;
+            out.push(b':');
+            match v {
+                Field::Text(s) => write_json(&mut out, s)?,
+                Field::Typed(s) => match typed_value(s) {
+                    Some(t) => write_json(&mut out, &t)?,
+                    None => write_json(&mut out, s)?,
+                },
+                Field::Number(n) => write_json(&mut out, n)?,
+                Field::Content(s) => write_json(&mut out, s)?,
+            }
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), String> {
+    serde_json::to_writer(&mut *out, v).map_err(|e| e.to_string())
 }
 
 #[async_trait]
@@ -264,7 +350,9 @@ impl Processor for AttributesToJson {
             match self.json(session, &ff) {
                 Ok(text) => {
                     if let Some(name) = &self.to_attribute {
-                        ff.attributes.insert(name.as_str(), text);
+                        // serde_json writes UTF-8 only: nothing is replaced.
+                        let text = String::from_utf8_lossy(&text);
+                        ff.attributes.insert(name.as_str(), text.as_ref());
                     } else {
                         session.write(&mut ff, text);
                         ff.attributes.insert("mime.type", "application/json");
@@ -448,6 +536,34 @@ mod tests {
         r.enqueue("", &[("a", "1")]);
         r.run_once().await.unwrap();
         assert_eq!(r.take(SUCCESS)[0].attr("j"), Some(r#"{"a":"1"}"#));
+    }
+
+    /// The flat writer gives exactly the text serde_json gives for the same
+    /// object (keys sorted, same escapes and numbers), core fields and
+    /// content sorted in among the attributes.
+    #[tokio::test]
+    async fn flat_text_is_exactly_serde_jsons() {
+        let r = runner("include_core: true\ninclude_content: true\ntyped: [n, f, b]");
+        r.enqueue(
+            "body \"q\"\n\u{1}",
+            &[
+                ("zz", "last"),
+                ("content", "replaced"),
+                ("a\"k", "x\ty\u{7f}é"),
+                ("n", "-12"),
+                ("f", "1e3"),
+                ("b", "false"),
+                ("flowfile.zzz", "between"),
+            ],
+        );
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        let text = TestRunner::text(&out[0]);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), text);
+        assert_eq!(v["content"], "body \"q\"\n\u{1}");
+        assert_eq!(v["f"], serde_json::json!(1000.0));
+        assert_eq!(v["flowfile.zzz"], "between");
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use sluice_runtime::Registry;
 
+mod append_file;
 mod attributes_to_json;
 mod consume_kafka;
 mod control_rate;
@@ -47,6 +48,7 @@ pub fn registry() -> Registry {
         Arc::new(attributes_to_json::AttributesToJsonType),
         Arc::new(format_template::FormatTemplateType),
         Arc::new(put_file::PutFileType),
+        Arc::new(append_file::AppendFileType),
         Arc::new(log_attribute::LogAttributeType),
         Arc::new(listen_syslog::ListenSyslogType),
         Arc::new(parse_syslog::ParseSyslogType),

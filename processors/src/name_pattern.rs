@@ -35,7 +35,11 @@ impl NamePatterns {
     }
 
     /// Whether `name` matches one of the patterns.
+    #[inline]
     pub(crate) fn matches(&self, name: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
         if self.case_insensitive {
             let lower = name.to_ascii_lowercase();
             self.patterns.iter().any(|p| wildcard_match(p, &lower))
@@ -46,14 +50,15 @@ impl NamePatterns {
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
-/// Linear backtracking over the last `*` (the classic greedy algorithm).
+/// Linear backtracking over the last `*` (the classic greedy algorithm), on
+/// bytes: `*` is ASCII and UTF-8 sequences only match at character
+/// boundaries, so this is the same as matching characters, without copying.
 pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ti));
             pi += 1;
         } else if pi < p.len() && p[pi] == t[ti] {
@@ -67,7 +72,7 @@ pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 #[cfg(test)]
@@ -86,6 +91,9 @@ mod tests {
         assert!(!wildcard_match("exact", "exactly"));
         assert!(wildcard_match("/api/*", "/api/v1/x"));
         assert!(!wildcard_match("/api/*", "/apix"));
+        assert!(wildcard_match("é*ü", "éaüü"));
+        assert!(!wildcard_match("é", "e"));
+        assert!(wildcard_match("*ü", "üü"));
     }
 
     #[test]

@@ -98,7 +98,7 @@ const PROPERTIES: &[PropertyDescriptor] = &[
 /// The registry entry.
 pub struct PutFileType;
 
-fn parse_mode(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim(), 8)
         .ok()
         .filter(|m| *m <= 0o7777)
@@ -224,14 +224,14 @@ enum Outcome {
 
 /// Why a write failed.
 #[derive(Clone, Debug)]
-enum WriteError {
+pub(crate) enum WriteError {
     /// Retrying later may work (disk full...).
     Transient(String),
     /// It will not work as configured or named.
     Permanent(String),
 }
 
-fn classify(what: &str, path: &Path, e: &io::Error) -> WriteError {
+pub(crate) fn classify(what: &str, path: &Path, e: &io::Error) -> WriteError {
     let msg = format!("{what} {}: {e}", path.display());
     match e.kind() {
         io::ErrorKind::StorageFull
@@ -256,7 +256,7 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Checks a rendered directory and makes it absolute.
-fn resolve_dir(base: &Path, rendered: &str) -> Result<PathBuf, String> {
+pub(crate) fn resolve_dir(base: &Path, rendered: &str) -> Result<PathBuf, String> {
     if rendered.trim().is_empty() {
         return Err("the directory template rendered empty".into());
     }
@@ -298,7 +298,7 @@ fn temp_name(name: &str, id: u64) -> String {
     format!(".{}{suffix}", &name[..cut])
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), WriteError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| classify("syncing directory", dir, &e))

@@ -14,9 +14,9 @@
 //! ```
 
 use sluice_runtime::{
-    BuildContext, BuildError, Escape, InputRequirement, Level, ProcessContext, ProcessError,
-    ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
-    RelationshipDef, Template, async_trait,
+    AttrStr, BuildContext, BuildError, Escape, InputRequirement, Level, ProcessContext,
+    ProcessError, ProcessSession, Processor, ProcessorType, PropKind, Properties,
+    PropertyDescriptor, RelationshipDef, Template, async_trait,
 };
 
 /// Every FlowFile goes here.
@@ -65,11 +65,20 @@ impl ProcessorType for UpdateAttributeType {
         for (name, src) in props.map("set")? {
             let t = Template::compile(&src, Escape::None)
                 .map_err(|e| BuildError::Other(format!("set.{name}: {e}")))?;
-            set.push((sluice_runtime::AttrStr::from(name.as_str()), t));
+            // A value without `{{` is built once and shared by every FlowFile.
+            let value = match t.literal() {
+                Some(text) => Value::Literal(AttrStr::from(text)),
+                None => Value::Template(t),
+            };
+            set.push((AttrStr::from(name.as_str()), value));
         }
+        let uses_content = set
+            .iter()
+            .any(|(_, v)| matches!(v, Value::Template(t) if t.uses_content()));
         Ok(Box::new(UpdateAttribute {
             set,
             delete: props.list("delete")?,
+            uses_content,
         }))
     }
     fn example(&self) -> &'static str {
@@ -77,9 +86,16 @@ impl ProcessorType for UpdateAttributeType {
     }
 }
 
+/// What one `set` entry writes.
+enum Value {
+    Literal(AttrStr),
+    Template(Template),
+}
+
 struct UpdateAttribute {
-    set: Vec<(sluice_runtime::AttrStr, Template)>,
+    set: Vec<(AttrStr, Value)>,
     delete: Vec<String>,
+    uses_content: bool,
 }
 
 #[async_trait]
@@ -92,12 +108,21 @@ impl Processor for UpdateAttribute {
         for mut ff in session.get_batch(ctx.scheduling().batch_size) {
             let original = ff.attributes.clone();
             // `{{content}}` is the content as text, read only when a template uses it.
-            let content = if self.set.iter().any(|(_, t)| t.uses_content()) {
-                Some(String::from_utf8_lossy(&session.read(&ff)?).into_owned())
+            // Valid UTF-8 is borrowed, not copied.
+            let bytes = if self.uses_content {
+                Some(session.read(&ff)?)
             } else {
                 None
             };
-            for (name, t) in &self.set {
+            let content = bytes.as_deref().map(String::from_utf8_lossy);
+            for (name, value) in &self.set {
+                let t = match value {
+                    Value::Literal(v) => {
+                        ff.attributes.insert(name.clone(), v.clone());
+                        continue;
+                    }
+                    Value::Template(t) => t,
+                };
                 match t.render_with(&original, content.as_deref(), &[]) {
                     Ok(v) => ff.attributes.insert(name.clone(), v),
                     Err(e) => {

@@ -1,11 +1,15 @@
-//! FlowFile attributes: a copy-on-write map of shared strings.
+//! FlowFile attributes: a shared sorted base plus a small list of changes.
 //!
-//! Cloning an [`Attributes`] is one reference-count increment, so forking a
-//! FlowFile to several connections or keeping the original for rollback costs
-//! nothing until somebody writes. Keys and values are `Arc<str>`: a processor
-//! that sets the same key on every FlowFile builds the key once and shares it.
+//! Both parts are shared and immutable: cloning an [`Attributes`] is two
+//! reference-count increments, so forking a FlowFile to several connections
+//! or keeping the original for rollback costs next to nothing, and a
+//! processor that sets one or two attributes does not copy the whole map: a
+//! write makes a new change list (a few entries), which is folded into a new
+//! base once it holds more than [`FOLD_AT`] entries. Keys
+//! and values are `Arc<str>`: a processor that sets the same key on every
+//! FlowFile builds the key once and shares it.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,9 +18,25 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// A shared, immutable string used for attribute keys and values.
 pub type AttrStr = Arc<str>;
 
+/// Changes kept on top of the base before they are folded into a new one.
+const FOLD_AT: usize = 8;
+
 /// The attributes of a FlowFile.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Attributes(Arc<BTreeMap<AttrStr, AttrStr>>);
+#[derive(Clone, Default)]
+pub struct Attributes {
+    /// Sorted by key, keys unique; shared by clones.
+    base: Arc<[(AttrStr, AttrStr)]>,
+    /// Changes on top of `base`, sorted by key, keys unique: `Some` sets,
+    /// `None` removes (only keys that `base` has). Shared by clones.
+    delta: Arc<[Change]>,
+}
+
+/// One change on top of the base.
+type Change = (AttrStr, Option<AttrStr>);
+
+fn find<V>(entries: &[(AttrStr, V)], key: &str) -> Result<usize, usize> {
+    entries.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+}
 
 impl Attributes {
     /// An empty map.
@@ -28,78 +48,186 @@ impl Attributes {
     /// The value of `key`, if set.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(AsRef::as_ref)
+        self.get_shared(key).map(AsRef::as_ref)
     }
 
     /// The shared value of `key`, if set (clone it to reuse without copying).
     #[must_use]
     pub fn get_shared(&self, key: &str) -> Option<&AttrStr> {
-        self.0.get(key)
+        match find(&self.delta, key) {
+            Ok(i) => self.delta[i].1.as_ref(),
+            Err(_) => find(&self.base, key).ok().map(|i| &self.base[i].1),
+        }
     }
 
     /// Whether `key` is set.
     #[must_use]
     pub fn contains(&self, key: &str) -> bool {
-        self.0.contains_key(key)
+        self.get_shared(key).is_some()
     }
 
-    /// Sets `key` to `value`, copying the map first only if it is shared.
+    /// Sets `key` to `value`.
     pub fn insert(&mut self, key: impl Into<AttrStr>, value: impl Into<AttrStr>) {
-        Arc::make_mut(&mut self.0).insert(key.into(), value.into());
+        self.set(key.into(), Some(value.into()));
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<AttrStr> {
-        if !self.0.contains_key(key) {
-            return None;
+        let old = self.get_shared(key)?.clone();
+        match find(&self.base, key) {
+            Ok(i) => {
+                let k = self.base[i].0.clone();
+                self.set(k, None);
+            }
+            Err(_) => {
+                if let Ok(i) = find(&self.delta, key) {
+                    let old = &self.delta;
+                    self.delta = old[..i].iter().chain(&old[i + 1..]).cloned().collect();
+                }
+            }
         }
-        Arc::make_mut(&mut self.0).remove(key)
+        Some(old)
+    }
+
+    /// Records one change: a new change list with it in its place.
+    fn set(&mut self, key: AttrStr, value: Option<AttrStr>) {
+        let old = &self.delta;
+        let (at, replace) = match find(old, &key) {
+            Ok(i) => (i, true),
+            Err(i) => (i, false),
+        };
+        let after = if replace { at + 1 } else { at };
+        // Exact-size iterators: collected with one allocation.
+        let delta: Arc<[Change]> = old[..at]
+            .iter()
+            .cloned()
+            .chain(std::iter::once((key, value)))
+            .chain(old[after..].iter().cloned())
+            .collect();
+        self.delta = delta;
+        if self.delta.len() > FOLD_AT {
+            self.fold();
+        }
+    }
+
+    /// Folds the changes into a new base.
+    fn fold(&mut self) {
+        let merged: Arc<[(AttrStr, AttrStr)]> = self
+            .iter_shared()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.base = merged;
+        self.delta = Arc::default();
     }
 
     /// Sets every pair of `other`, overwriting.
     pub fn extend(&mut self, other: impl IntoIterator<Item = (AttrStr, AttrStr)>) {
-        let map = Arc::make_mut(&mut self.0);
         for (k, v) in other {
-            map.insert(k, v);
+            self.insert(k, v);
         }
     }
 
     /// Iterates in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+        self.iter_shared().map(|(k, v)| (k.as_ref(), v.as_ref()))
     }
 
     /// Iterates the shared keys and values in key order.
     pub fn iter_shared(&self) -> impl Iterator<Item = (&AttrStr, &AttrStr)> {
-        self.0.iter()
+        Merge {
+            base: &self.base,
+            delta: &self.delta,
+        }
     }
 
     /// Number of attributes.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        let mut n = self.base.len();
+        for (k, v) in self.delta.iter() {
+            match (find(&self.base, k).is_ok(), v.is_some()) {
+                (false, true) => n += 1,
+                (true, false) => n -= 1,
+                _ => {}
+            }
+        }
+        n
     }
 
     /// Whether there are none.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     /// Approximate heap size in bytes, used for byte accounting of queues.
     #[must_use]
     pub fn approx_size(&self) -> usize {
-        self.0.iter().map(|(k, v)| k.len() + v.len() + 32).sum()
+        self.iter().map(|(k, v)| k.len() + v.len() + 32).sum()
     }
 }
 
+/// The base and the changes merged, in key order.
+struct Merge<'a> {
+    base: &'a [(AttrStr, AttrStr)],
+    delta: &'a [(AttrStr, Option<AttrStr>)],
+}
+
+impl<'a> Iterator for Merge<'a> {
+    type Item = (&'a AttrStr, &'a AttrStr);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let order = match (self.base.first(), self.delta.first()) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((b, _)), Some((d, _))) => b.cmp(d),
+            };
+            if order == Ordering::Less {
+                let (k, v) = &self.base[0];
+                self.base = &self.base[1..];
+                return Some((k, v));
+            }
+            if order == Ordering::Equal {
+                self.base = &self.base[1..];
+            }
+            let (k, v) = &self.delta[0];
+            self.delta = &self.delta[1..];
+            if let Some(v) = v {
+                return Some((k, v));
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.base.len() + self.delta.len()))
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Attributes {}
+
 impl<K: Into<AttrStr>, V: Into<AttrStr>> FromIterator<(K, V)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(Arc::new(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        ))
+        let mut pairs: Vec<(AttrStr, AttrStr)> = iter
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // The last value of a key wins: reversed, a stable sort puts it
+        // first among equal keys, and dedup keeps the first.
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        Self {
+            base: pairs.into(),
+            delta: Arc::default(),
+        }
     }
 }
 
@@ -122,23 +250,89 @@ impl Serialize for Attributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
-    fn clone_is_shared_until_written() {
-        let mut a: Attributes = [("k", "v")].into_iter().collect();
+    fn clone_shares_the_base_and_writes_stay_apart() {
+        let mut a: Attributes = [("k", "v"), ("x", "1")].into_iter().collect();
         let b = a.clone();
-        assert!(Arc::ptr_eq(&a.0, &b.0));
         a.insert("k", "w");
-        assert!(!Arc::ptr_eq(&a.0, &b.0));
+        assert!(
+            Arc::ptr_eq(&a.base, &b.base),
+            "a write does not copy the base"
+        );
         assert_eq!(b.get("k"), Some("v"));
         assert_eq!(a.get("k"), Some("w"));
+        assert_eq!(a.remove("x").as_deref(), Some("1"));
+        assert_eq!(b.get("x"), Some("1"));
+        assert_eq!(a.get("x"), None);
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.len(), 2);
     }
 
     #[test]
-    fn removing_a_missing_key_does_not_copy() {
+    fn removing_a_missing_key_changes_nothing() {
         let mut a: Attributes = [("k", "v")].into_iter().collect();
-        let b = a.clone();
         assert_eq!(a.remove("nope"), None);
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(a.delta.is_empty());
+    }
+
+    #[test]
+    fn last_value_of_a_key_wins_when_collecting() {
+        let a: Attributes = [("b", "1"), ("a", "x"), ("b", "2"), ("b", "3")]
+            .into_iter()
+            .collect();
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![("a", "x"), ("b", "3")]);
+    }
+
+    /// Every operation agrees with a plain BTreeMap, through many folds.
+    #[test]
+    fn behaves_as_a_sorted_map() {
+        let mut model: BTreeMap<String, String> = BTreeMap::new();
+        let mut a = Attributes::new();
+        let mut seed = 7u64;
+        let mut snapshots = Vec::new();
+        for step in 0..5000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = format!("k{}", (seed >> 33) % 24);
+            let value = format!("v{step}");
+            match (seed >> 20) % 4 {
+                0 => {
+                    assert_eq!(
+                        a.remove(&key).map(|v| v.to_string()),
+                        model.remove(&key),
+                        "remove {key}"
+                    );
+                }
+                1 if step % 97 == 0 => {
+                    snapshots.push((a.clone(), model.clone()));
+                }
+                _ => {
+                    a.insert(key.as_str(), value.as_str());
+                    model.insert(key.clone(), value);
+                }
+            }
+            assert_eq!(a.get(&key), model.get(&key).map(String::as_str));
+            assert_eq!(a.len(), model.len());
+            assert!(a.delta.len() <= FOLD_AT);
+        }
+        let want: Vec<(&str, &str)> = model
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(a.iter().collect::<Vec<_>>(), want);
+        // Earlier clones kept their own view.
+        for (snap, m) in snapshots {
+            let want: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(snap.iter().collect::<Vec<_>>(), want);
+            assert_eq!(snap.len(), m.len());
+        }
+        let b: Attributes = model
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(a, b, "equality ignores how the map is layered");
     }
 }

@@ -160,6 +160,9 @@ impl ProcessSession {
             let before = out.len();
             let want = max - (out.len() - start_len);
             self.io.inputs[idx].poll_batch(want, out);
+            let got = out.len() - before;
+            self.taken.reserve(got);
+            self.open.reserve(got);
             for ff in &out[before..] {
                 self.taken.push((idx, ff.clone()));
                 self.open.insert(ff.id);

@@ -54,6 +54,9 @@ pub struct Template {
     registry: Arc<Handlebars<'static>>,
     source: String,
     literal: Option<String>,
+    /// Set when the template is only text and plain `{{name}}` lookups.
+    plain: Option<Arc<[Piece]>>,
+    escape: Escape,
     uses_content: bool,
 }
 
@@ -255,6 +258,69 @@ fn fold_param(p: &mut Parameter) -> bool {
     }
 }
 
+/// One piece of a template made only of text and plain `{{name}}` lookups.
+#[derive(Clone, Debug)]
+enum Piece {
+    Text(String),
+    /// An attribute (or `content`); `escape` is false for `{{{name}}}`.
+    Value {
+        key: String,
+        escape: bool,
+    },
+}
+
+/// The pieces of `tpl` when it is only text and plain value lookups (no
+/// helpers, blocks, partials or paths into objects), so it can be rendered
+/// straight from the attributes without building a JSON context. Whether a
+/// name is a value or a helper is asked of the registry itself: the template
+/// is rendered once over probe values and must give back exactly the probes.
+fn plain_pieces(hb: &Handlebars<'static>, tpl: &HbTemplate) -> Option<Vec<Piece>> {
+    let mut pieces = Vec::new();
+    for el in &tpl.elements {
+        match el {
+            TemplateElement::RawString(s) => pieces.push(Piece::Text(s.clone())),
+            TemplateElement::Comment(_) => {}
+            TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
+                if !h.params.is_empty()
+                    || !h.hash.is_empty()
+                    || h.block
+                    || h.template.is_some()
+                    || h.inverse.is_some()
+                {
+                    return None;
+                }
+                let Parameter::Path(Path::Relative((segs, _))) = &h.name else {
+                    return None;
+                };
+                let [PathSeg::Named(key)] = segs.as_slice() else {
+                    return None;
+                };
+                pieces.push(Piece::Value {
+                    key: key.clone(),
+                    escape: matches!(el, TemplateElement::Expression(_)),
+                });
+            }
+            _ => return None,
+        }
+    }
+    let probe = |i: usize| format!("sluiceprobe{i}x");
+    let mut ctx = Map::new();
+    let mut expected = String::new();
+    for (i, p) in pieces.iter().enumerate() {
+        match p {
+            Piece::Text(s) => expected.push_str(s),
+            Piece::Value { key, .. } => {
+                let v = ctx
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::String(probe(i)));
+                expected.push_str(v.as_str().unwrap_or_default());
+            }
+        }
+    }
+    let got = hb.render(NAME, &Value::Object(ctx)).ok()?;
+    (got == expected).then_some(pieces)
+}
+
 impl Template {
     /// Compiles `source`.
     ///
@@ -270,13 +336,23 @@ impl Template {
         } else {
             Some(source.to_string())
         };
+        let pieces = tpl.clone();
         hb.register_template(NAME, tpl);
+        let plain = plain_pieces(&hb, &pieces).map(Arc::from);
         Ok(Self {
             registry: Arc::new(hb),
             source: source.to_string(),
             literal,
+            plain,
+            escape,
             uses_content,
         })
+    }
+
+    /// The text of a template without any `{{...}}`: it renders to itself.
+    #[must_use]
+    pub fn literal(&self) -> Option<&str> {
+        self.literal.as_deref()
     }
 
     /// The source text.
@@ -313,6 +389,9 @@ impl Template {
         if let Some(l) = &self.literal {
             return Ok(l.clone());
         }
+        if let (Some(pieces), true) = (&self.plain, extra.is_empty()) {
+            return Ok(self.render_plain(pieces, attrs, content));
+        }
         let mut map = Map::with_capacity(attrs.len() + 1 + extra.len());
         for (k, v) in attrs.iter() {
             map.insert(k.to_string(), Value::String(v.to_string()));
@@ -326,6 +405,30 @@ impl Template {
         self.registry
             .render(NAME, &Value::Object(map))
             .map_err(|e: RenderError| TemplateError::Render(e.to_string()))
+    }
+
+    /// Renders text and plain lookups without a JSON context; the same
+    /// output as handlebars gives (missing values are empty).
+    fn render_plain(&self, pieces: &[Piece], attrs: &Attributes, content: Option<&str>) -> String {
+        let mut out = String::new();
+        for p in pieces {
+            match p {
+                Piece::Text(s) => out.push_str(s),
+                Piece::Value { key, escape } => {
+                    let value = match content {
+                        Some(c) if key == "content" => Some(c),
+                        _ => attrs.get(key),
+                    };
+                    let Some(v) = value else { continue };
+                    match (escape, self.escape) {
+                        (false, _) | (true, Escape::None) => out.push_str(v),
+                        (true, Escape::Json) => out.push_str(&escape_json(v)),
+                        (true, Escape::Html) => out.push_str(&handlebars::html_escape(v)),
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -382,6 +485,59 @@ mod tests {
             t.render_with(&attrs(), Some("body"), &[]).unwrap(),
             "[body][][d]"
         );
+    }
+
+    /// Renders through handlebars itself, skipping the plain fast path.
+    fn slow(t: &Template, attrs: &Attributes, content: Option<&str>) -> String {
+        let mut t = t.clone();
+        t.plain = None;
+        t.render_with(attrs, content, &[]).unwrap()
+    }
+
+    #[test]
+    fn plain_templates_render_as_handlebars_does_without_it() {
+        let mut a = attrs();
+        a.insert("html", "<b>&'\"</b>");
+        a.insert("content", "attribute named content");
+        for escape in [Escape::None, Escape::Json, Escape::Html] {
+            for src in [
+                "{{syslog.hostname}}",
+                "[{{content}}] {{msg}} {{{msg}}} {{html}} {{{html}}} [{{missing}}] {{! comment }}x",
+                "a {{~ syslog.severity ~}} b",
+                "{{syslog.severity}}{{syslog.severity}}",
+            ] {
+                let t = Template::compile(src, escape).unwrap();
+                assert!(t.plain.is_some(), "{src} is plain");
+                for content in [None, Some("body \"q\" <i>")] {
+                    assert_eq!(
+                        t.render_with(&a, content, &[]).unwrap(),
+                        slow(&t, &a, content),
+                        "{src} with {escape:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn helpers_paths_and_blocks_are_not_plain() {
+        for src in [
+            "{{now}}",
+            "{{upper msg}}",
+            "{{#if msg}}x{{/if}}",
+            "{{this}}",
+            "{{@index}}",
+            "{{../up}}",
+            "{{lookup this \"msg\"}}",
+        ] {
+            let t = Template::compile(src, Escape::None).unwrap();
+            assert!(t.plain.is_none(), "{src} must go through handlebars");
+        }
+        // A name that is a helper is called, not looked up.
+        let t = Template::compile("{{now}}", Escape::None).unwrap();
+        let mut a = attrs();
+        a.insert("now", "attribute");
+        assert_ne!(t.render(&a).unwrap(), "attribute");
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! ratios.
 //!
 //! Sluice runs the flow ListenSyslog -> UpdateAttribute -> RouteOnSeverity
-//! -> AttributesToJSON -> PutFile (errors, i.e. severity err or worse and
-//! unparsable messages, in one directory, the rest in another) in a child
+//! -> AttributesToJSON -> AppendFile (JSON lines: `errors.json` for severity
+//! err or worse, `unparsed.json`, `routine.json` for the rest) in a child
 //! process of its own (`syslog-bench serve`), so its RSS is measured alone.
+//! `BENCH_SINK=putfile` ends in PutFile (one fsynced file per message),
+//! `BENCH_SINK=none` in a counting stand-in (no files); `BENCH_FSYNC=batch`
+//! makes AppendFile fsync every batch (default `never`, as rsyslog's omfile).
 //! rsyslog (Debian's rsyslogd, `-n`) does the same job: imtcp/imudp, split on
 //! `$syslogseverity <= 3`, JSON lines by a list template, two omfile actions.
 //! The load comes from `syslog-load` (this crate), started as a process.
@@ -20,6 +23,7 @@
 //! cargo build --release -p sluice-bench-syslog
 //! target/release/syslog-bench                 # 1,000,000 TCP / 300,000 UDP messages
 //! BENCH_N=200000 target/release/syslog-bench  # shorter
+//! BENCH_SCENARIOS=tcp-octet,udp target/release/syslog-bench  # some scenarios only
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -33,6 +37,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sluice_bench_syslog::{Format, Mode, corpus};
 use sluice_runtime::{Engine, EngineOptions, parse_flow};
+
+/// mimalloc, as the `sluice` binary uses: the benchmark measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Terminal processors whose input the serve mode counts.
 const SINKS: &[&str] = &["save"];
@@ -75,23 +83,45 @@ async fn serve(flow: &str) -> Result<()> {
     }
 }
 
-/// Whether the flow ends in PutFile (`BENCH_PUTFILE=0`: the JSON FlowFiles
-/// are counted and dropped instead, to see the cost of one file per message).
-fn put_file() -> bool {
-    std::env::var("BENCH_PUTFILE").map_or(true, |v| v != "0")
+/// How the Sluice flow ends (`BENCH_SINK`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// AppendFile: JSON lines per route, as rsyslog writes them.
+    Append,
+    /// PutFile: one fsynced file per message.
+    PutFile,
+    /// A counting stand-in: nothing written.
+    None,
 }
 
-fn sluice_flow(mode: Mode, port: u16, out: &Path) -> String {
+fn sink() -> Result<Sink> {
+    match std::env::var("BENCH_SINK").as_deref() {
+        Err(_) | Ok("append") => Ok(Sink::Append),
+        Ok("putfile") => Ok(Sink::PutFile),
+        Ok("none") => Ok(Sink::None),
+        Ok(other) => bail!("BENCH_SINK={other}: use append, putfile or none"),
+    }
+}
+
+/// AppendFile's fsync policy (`BENCH_FSYNC`, default `never` like omfile).
+fn fsync() -> String {
+    std::env::var("BENCH_FSYNC").unwrap_or_else(|_| "never".into())
+}
+
+fn sluice_flow(mode: Mode, port: u16, out: &Path) -> Result<String> {
     let protocol = if mode == Mode::Udp { "udp" } else { "tcp" };
     let dir = out.display();
-    let save = if put_file() {
-        format!(
+    let save = match sink()? {
+        Sink::Append => format!(
+            "type: AppendFile\n    properties: {{ path: \"{dir}/{{{{route.name}}}}.json\", fsync: {} }}\n    auto_terminate: [success, failure]",
+            fsync()
+        ),
+        Sink::PutFile => format!(
             "type: PutFile\n    properties: {{ directory: \"{dir}/{{{{route.name}}}}\", conflict: unique }}\n    auto_terminate: [success, failure]"
-        )
-    } else {
-        "type: UpdateAttribute\n    auto_terminate: [success]".to_string()
+        ),
+        Sink::None => "type: UpdateAttribute\n    auto_terminate: [success]".to_string(),
     };
-    format!(
+    Ok(format!(
         r#"name: bench-syslog
 defaults:
   provenance_events: 0
@@ -120,7 +150,7 @@ connections:
   - {{ from: route, relationships: [errors, unparsed, routine], to: json }}
   - {{ from: json, relationship: success, to: save }}
 "#
-    )
+    ))
 }
 
 fn rsyslog_conf(port: u16, out: &Path, work: &Path) -> String {
@@ -270,7 +300,7 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
     std::fs::create_dir_all(out.join("routine"))?;
     let port = sluice_testkit::free_port();
     let flow = dir.path().join("flow.yaml");
-    std::fs::write(&flow, sluice_flow(mode, port, &out))?;
+    std::fs::write(&flow, sluice_flow(mode, port, &out)?)?;
     let mut child = Command::new(std::env::current_exe()?)
         .arg("serve")
         .arg(&flow)
@@ -392,12 +422,25 @@ async fn compare() -> Result<()> {
     let scenarios = [
         (
             "tcp octet-counted, RFC 5424",
+            "tcp-octet",
             Mode::TcpOctet,
             Format::Rfc5424,
             n,
         ),
-        ("tcp LF-framed, RFC 3164", Mode::TcpLf, Format::Rfc3164, n),
-        ("udp, mixed 5424/3164", Mode::Udp, Format::Mixed, n_udp),
+        (
+            "tcp LF-framed, RFC 3164",
+            "tcp-lf",
+            Mode::TcpLf,
+            Format::Rfc3164,
+            n,
+        ),
+        (
+            "udp, mixed 5424/3164",
+            "udp",
+            Mode::Udp,
+            Format::Mixed,
+            n_udp,
+        ),
     ];
     let (_, errors) = corpus(1000, Mode::TcpLf, Format::Mixed, 42);
     println!(
@@ -406,17 +449,24 @@ async fn compare() -> Result<()> {
     );
     println!(
         "Sluice ends in {}",
-        if put_file() {
-            "PutFile (one file per message)"
-        } else {
-            "a counting stand-in (BENCH_PUTFILE=0): no files written"
+        match sink()? {
+            Sink::Append => format!("AppendFile (JSON lines, fsync: {})", fsync()),
+            Sink::PutFile => "PutFile (one file per message)".into(),
+            Sink::None => "a counting stand-in (BENCH_SINK=none): no files written".into(),
         }
     );
     println!(
         "{:<30} {:>12} {:>10} {:>12} {:>10} {:>9} {:>9}",
         "scenario", "sluice/s", "sluice RSS", "rsyslog/s", "rsys RSS", "speed x", "memory x"
     );
-    for (name, mode, format, count) in scenarios {
+    let only = std::env::var("BENCH_SCENARIOS").ok();
+    for (name, key, mode, format, count) in scenarios {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|k| k == key))
+        {
+            continue;
+        }
         let s = run_sluice(mode, format, count).await?;
         let r = run_rsyslog(mode, format, count).await?;
         println!(
