@@ -521,7 +521,7 @@ mod tests {
         // /dev/full answers every write with ENOSPC: a real disk-full error.
         let tmp = tempfile::tempdir().unwrap();
         let good = tmp.path().join("good.log");
-        let r = runner(&format!("path: '{{{{file}}}}'"));
+        let r = runner("path: '{{file}}'");
         let first = r.enqueue("fits", &[("file", &good.display().to_string())]);
         let full = r.enqueue("no room", &[("file", "/dev/full")]);
         let after = r.enqueue("later", &[("file", &good.display().to_string())]);

@@ -345,7 +345,7 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<
 fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
     let needs_escape = s.as_bytes().chunks(32).any(|chunk| {
         chunk.iter().fold(false, |acc, &b| {
-            acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+            acc || (b < 0x20) || (b == b'"') || (b == b'\\')
         })
     });
     if needs_escape {

@@ -294,8 +294,8 @@ mod tests {
         let mut snapshots = Vec::new();
         for step in 0..5000 {
             seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let key = format!("k{}", (seed >> 33) % 24);
             let value = format!("v{step}");
             match (seed >> 20) % 4 {

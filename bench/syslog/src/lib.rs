@@ -66,6 +66,7 @@ impl Rng {
         Self(seed.max(1))
     }
     /// Next value.
+    #[allow(clippy::should_implement_trait)] // an endless generator, not an iterator
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
