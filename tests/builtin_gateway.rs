@@ -18,7 +18,6 @@ use std::time::Duration;
 #[allow(dead_code)] // shared with other tests
 mod sluice_proc;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use sluice_proc::SluiceProc;
 use sluice_testkit::{
     FtpServer, LoggerTransport, S3Server, SmtpServer, SyslogFormat, free_port, logger,
@@ -185,23 +184,6 @@ async fn gateway_uploads_to_ftp_and_keeps_what_ftp_does_not_take() {
     sluice.terminate().await;
 }
 
-fn s3_client(s3: &S3Server) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(s3.region.clone()))
-        .credentials_provider(Credentials::new(
-            &s3.access_key,
-            &s3.secret_key,
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(&s3.endpoint)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 /// Every object under `prefix`: key -> its lines, gunzipped.
 async fn archived(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -237,7 +219,7 @@ async fn archived(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> BTreeM
 async fn syslog_is_archived_to_s3_in_gzipped_date_partitioned_batches() {
     const BATCH: usize = 10;
     let s3 = S3Server::start().await.unwrap();
-    let client = s3_client(&s3);
+    let client = s3.client();
     let bucket = "archive";
     client.create_bucket().bucket(bucket).send().await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -39,16 +39,18 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use sluice_runtime::{
-    BuildContext, BuildError, Escape, FlowFile, InputRequirement, Level, ProcessContext,
-    ProcessError, ProcessSession, Processor, ProcessorType, PropKind, Properties,
-    PropertyDescriptor, PropertyError, RelationshipDef, Template, async_trait,
+    BuildContext, BuildError, Escape, FlowFile, InputRequirement, ProcessContext, ProcessError,
+    ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
+    PropertyError, RelationshipDef, Template, async_trait,
 };
 
-use crate::put_file::{WriteError, classify, parse_mode, resolve_dir, sync_dir};
+use crate::put_file::{
+    WriteError, classify, parse_mode, requeue_transient, resolve_dir, sync_dir,
+    validate_permissions,
+};
 
 /// FlowFiles whose record was appended (and fsynced with `fsync: batch`).
 pub const SUCCESS: &str = "success";
@@ -118,18 +120,7 @@ impl ProcessorType for AppendFileType {
         ]
     }
     fn validate(&self, props: &Properties) -> Vec<PropertyError> {
-        match props.str_opt("permissions") {
-            Ok(Some(p)) => match parse_mode(p) {
-                Ok(_) => Vec::new(),
-                Err(message) => vec![PropertyError {
-                    name: "permissions".into(),
-                    message,
-                    pos: props.raw("permissions").map(sluice_runtime::PropValue::pos),
-                }],
-            },
-            Ok(None) => Vec::new(),
-            Err(e) => vec![e],
-        }
+        validate_permissions(props)
     }
     fn build(
         &self,
@@ -369,20 +360,7 @@ impl Processor for AppendFile {
                 }
             }
         }
-        if !retry.is_empty() {
-            ctx.counter("appendfile.retries")
-                .fetch_add(retry.len() as u64, Ordering::Relaxed);
-            ctx.bulletin(
-                Level::Warn,
-                format!(
-                    "{} FlowFile(s) kept in the queue (penalised) to retry: {}",
-                    retry.len(),
-                    first_transient.unwrap_or_default()
-                ),
-            );
-            session.requeue(retry, true);
-            ctx.yield_for(ctx.scheduling().yield_duration);
-        }
+        requeue_transient(ctx, session, "appendfile.retries", retry, first_transient);
         Ok(())
     }
 }
@@ -533,7 +511,9 @@ mod tests {
         assert!(r.take(FAILURE).is_empty(), "disk full is not a failure");
         assert_eq!(read(&good), "fits\nlater\n");
         assert_eq!(
-            r.ctx.counter("appendfile.retries").load(Ordering::Relaxed),
+            r.ctx
+                .counter("appendfile.retries")
+                .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
         assert!(

@@ -98,6 +98,49 @@ const PROPERTIES: &[PropertyDescriptor] = &[
 /// The registry entry.
 pub struct PutFileType;
 
+/// FlowFiles that failed transiently (disk full...) go back to their queue,
+/// penalised, counted in `counter`, with a bulletin naming the first error;
+/// the processor yields. Shared by PutFile and AppendFile.
+pub(crate) fn requeue_transient(
+    ctx: &ProcessContext,
+    session: &mut ProcessSession,
+    counter: &str,
+    retry: Vec<FlowFile>,
+    first_error: Option<String>,
+) {
+    if retry.is_empty() {
+        return;
+    }
+    ctx.counter(counter)
+        .fetch_add(retry.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    ctx.bulletin(
+        Level::Warn,
+        format!(
+            "{} FlowFile(s) kept in the queue (penalised) to retry: {}",
+            retry.len(),
+            first_error.unwrap_or_default()
+        ),
+    );
+    session.requeue(retry, true);
+    ctx.yield_for(ctx.scheduling().yield_duration);
+}
+
+/// The `permissions` property, when set, must be an octal mode (PutFile and AppendFile).
+pub(crate) fn validate_permissions(props: &Properties) -> Vec<PropertyError> {
+    match props.str_opt("permissions") {
+        Ok(Some(p)) => match parse_mode(p) {
+            Ok(_) => Vec::new(),
+            Err(message) => vec![PropertyError {
+                name: "permissions".into(),
+                message,
+                pos: props.raw("permissions").map(sluice_runtime::PropValue::pos),
+            }],
+        },
+        Ok(None) => Vec::new(),
+        Err(e) => vec![e],
+    }
+}
+
 pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim(), 8)
         .ok()
@@ -134,18 +177,7 @@ impl ProcessorType for PutFileType {
         ]
     }
     fn validate(&self, props: &Properties) -> Vec<PropertyError> {
-        match props.str_opt("permissions") {
-            Ok(Some(p)) => match parse_mode(p) {
-                Ok(_) => Vec::new(),
-                Err(message) => vec![PropertyError {
-                    name: "permissions".into(),
-                    message,
-                    pos: props.raw("permissions").map(sluice_runtime::PropValue::pos),
-                }],
-            },
-            Ok(None) => Vec::new(),
-            Err(e) => vec![e],
-        }
+        validate_permissions(props)
     }
     fn build(
         &self,
@@ -534,20 +566,7 @@ impl Processor for PutFile {
                 None => retry.push(ff),
             }
         }
-        if !retry.is_empty() {
-            ctx.counter("putfile.retries")
-                .fetch_add(retry.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            ctx.bulletin(
-                Level::Warn,
-                format!(
-                    "{} FlowFile(s) kept in the queue (penalised) to retry: {}",
-                    retry.len(),
-                    first_transient.unwrap_or_default()
-                ),
-            );
-            session.requeue(retry, true);
-            ctx.yield_for(ctx.scheduling().yield_duration);
-        }
+        requeue_transient(ctx, session, "putfile.retries", retry, first_transient);
         Ok(())
     }
 }

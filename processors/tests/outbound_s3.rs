@@ -8,27 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use common::{down_then_back, fault_flow, runner, sent_to, start_flow};
 use sluice_testkit::{HttpReceiver, S3Server};
-
-/// A client of our own to create buckets and read back what the sink stored.
-fn client(s3: &S3Server) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(s3.region.clone()))
-        .credentials_provider(Credentials::new(
-            &s3.access_key,
-            &s3.secret_key,
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(&s3.endpoint)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
 
 fn props(s3: &S3Server, extra: &str) -> String {
     format!(
@@ -70,7 +51,7 @@ async fn body(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
 #[tokio::test]
 async fn stores_objects_with_templated_keys_content_type_and_metadata() {
     let s3 = S3Server::start().await.unwrap();
-    let c = client(&s3);
+    let c = s3.client();
     c.create_bucket().bucket("archive").send().await.unwrap();
     let r = runner(
         "PutS3Object",
@@ -120,7 +101,7 @@ async fn stores_objects_with_templated_keys_content_type_and_metadata() {
 #[tokio::test]
 async fn content_above_the_threshold_goes_in_parts() {
     let s3 = S3Server::start().await.unwrap();
-    let c = client(&s3);
+    let c = s3.client();
     c.create_bucket().bucket("big").send().await.unwrap();
     let r = runner(
         "PutS3Object",
@@ -245,7 +226,7 @@ async fn store_down_back_pressures_the_source_then_everything_arrives() {
         s3.endpoint, s3.region, s3.access_key, s3.secret_key
     );
     let engine = start_flow(&fault_flow(total, 5, &sink)).await;
-    let c = client(&s3);
+    let c = s3.client();
     let count = || {
         let c = c.clone();
         async move { keys(&c, "alerts").await.len() }

@@ -67,6 +67,26 @@ impl S3Server {
             .await
     }
 
+    /// An aws-sdk-s3 client for this server (its credentials, path-style), for a test to
+    /// create buckets and read back what a flow stored.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(Credentials::new(
+                &self.access_key,
+                &self.secret_key,
+                None,
+                None,
+                "sluice-testkit",
+            ))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
     /// `ENDPOINT/BUCKET/KEY`, the path-style URL of an object.
     pub fn object_url(&self, bucket: &str, key: &str) -> String {
         format!("{}/{bucket}/{}", self.endpoint, key.trim_start_matches('/'))
