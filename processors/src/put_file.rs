@@ -560,7 +560,7 @@ impl Processor for PutFile {
                     session.transfer(ff, FAILURE);
                 }
                 Some(Err(WriteError::Transient(e))) => {
-                    first_transient = Some(e);
+                    first_transient.get_or_insert(e);
                     retry.push(ff);
                 }
                 None => retry.push(ff),
