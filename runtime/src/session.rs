@@ -615,22 +615,17 @@ mod tests {
     }
 
     fn node(input: &Arc<Connection>, out: &Arc<Connection>) -> Arc<NodeIo> {
-        Arc::new(NodeIo {
-            id: "sink".into(),
-            inputs: vec![input.clone()],
-            outputs: vec![Output {
-                relationship: "success".into(),
-                connections: vec![out.clone()],
-            }],
-            stats: Arc::default(),
-            journal: None,
-            provenance: Arc::new(ProvenanceRepository::new(100)),
-            penalty: Duration::from_secs(30),
-            taps: Vec::new(),
-        })
+        node_with(input, out, None, Vec::new(), Duration::from_secs(30))
     }
 
-    fn io(input: &Arc<Connection>, out: &Arc<Connection>) -> Arc<NodeIo> {
+    /// One input, `success` to `out`, with this journal, these taps and penalty.
+    fn node_with(
+        input: &Arc<Connection>,
+        out: &Arc<Connection>,
+        journal: Option<Arc<dyn Journal>>,
+        taps: Vec<(String, Tap)>,
+        penalty: Duration,
+    ) -> Arc<NodeIo> {
         Arc::new(NodeIo {
             id: "p".into(),
             inputs: vec![input.clone()],
@@ -639,10 +634,10 @@ mod tests {
                 connections: vec![out.clone()],
             }],
             stats: Arc::default(),
-            journal: None,
+            journal,
             provenance: Arc::new(ProvenanceRepository::new(100)),
-            penalty: Duration::from_secs(30),
-            taps: Vec::new(),
+            penalty,
+            taps,
         })
     }
 
@@ -687,7 +682,7 @@ mod tests {
         let ffs: Vec<FlowFile> = (0..4).map(|_| FlowFile::new()).collect();
         let ids: Vec<u64> = ffs.iter().map(|f| f.id).collect();
         input.push_batch(ffs);
-        let mut s = ProcessSession::new(io(&input, &out));
+        let mut s = ProcessSession::new(node(&input, &out));
         let mut batch = s.get_batch(10);
         let rest = batch.split_off(1);
         s.transfer(batch.remove(0), "success");
@@ -742,24 +737,14 @@ mod tests {
     async fn a_tap_sees_only_committed_flowfiles() {
         let (input, out) = (conn("in"), conn("out"));
         let tap: Tap = Arc::default();
-        let node = |journal: Option<Arc<dyn Journal>>| {
-            Arc::new(NodeIo {
-                id: "p".into(),
-                inputs: vec![input.clone()],
-                outputs: vec![Output {
-                    relationship: "success".into(),
-                    connections: vec![out.clone()],
-                }],
-                stats: Arc::default(),
-                journal,
-                provenance: Arc::new(ProvenanceRepository::new(100)),
-                penalty: Duration::ZERO,
-                taps: vec![("success".into(), tap.clone())],
-            })
+        let node = |journal| {
+            let taps = vec![("success".into(), tap.clone())];
+            node_with(&input, &out, journal, taps, Duration::ZERO)
         };
         input.push_batch(vec![FlowFile::new()]);
 
-        let mut session = ProcessSession::new(node(Some(Arc::new(FailingJournal))));
+        let mut session =
+            ProcessSession::new(node(Some(Arc::new(FailingJournal) as Arc<dyn Journal>)));
         let ff = session.get().unwrap();
         session.transfer(ff, "success");
         assert!(session.commit().await.is_err());
