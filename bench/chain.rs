@@ -12,6 +12,9 @@
 //!
 //! Run: `cargo bench --bench chain` (BENCH_N=2000000 for a longer run).
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,19 +178,10 @@ async fn peer_run(n: usize) -> Duration {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
-    // binary without it, and a benchmark is no test: say how to run it.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "benchmark: run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME")
-        );
+    if !common::invoked_as_bench(env!("CARGO_CRATE_NAME")) {
         return;
     }
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = common::env_or("BENCH_N", 1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -17,6 +17,9 @@
 //! Run: `cargo bench --bench kafka` (BENCH_N=200000 for a longer run; needs
 //! `bash scripts/install-test-deps.sh` for tansu).
 
+#[path = "common.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -246,19 +249,10 @@ async fn peer_consume(bootstrap: &str, topic: &str, group: &str, n: usize) -> Du
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
-    // binary without it, and a benchmark is no test: say how to run it.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "benchmark: run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME")
-        );
+    if !common::invoked_as_bench(env!("CARGO_CRATE_NAME")) {
         return;
     }
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
+    let n: usize = common::env_or("BENCH_N", 50_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,6 +13,9 @@
 //!
 //! Run: `cargo bench --bench put_http` (BENCH_N=50000, BENCH_TASKS=4).
 
+#[path = "common.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -171,23 +174,11 @@ async fn peer_run(url: &str, n: usize, tasks: usize) -> Duration {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
-    // binary without it, and a benchmark is no test: say how to run it.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "benchmark: run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME")
-        );
+    if !common::invoked_as_bench(env!("CARGO_CRATE_NAME")) {
         return;
     }
-    let env = |k: &str, d: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let n = env("BENCH_N", 50_000);
-    let tasks = env("BENCH_TASKS", 4);
+    let n = common::env_or::<usize>("BENCH_N", 50_000);
+    let tasks = common::env_or::<usize>("BENCH_TASKS", 4);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

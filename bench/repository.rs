@@ -16,6 +16,9 @@
 //!
 //! Run: `cargo bench --bench repository`.
 
+#[path = "common.rs"]
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,13 +63,6 @@ struct Outcome {
     commits_per_sec: Option<f64>,
 }
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[allow(clippy::cast_precision_loss)]
 async fn run(durable_repo: bool, put_file: bool) -> Outcome {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -103,7 +99,7 @@ async fn run(durable_repo: bool, put_file: bool) -> Outcome {
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
-    let clients = env_num("BENCH_CLIENTS", 64);
+    let clients = common::env_or::<u64>("BENCH_CLIENTS", 64);
     let mut tasks = Vec::new();
     for c in 0..clients {
         let stop = stop.clone();
@@ -128,7 +124,7 @@ async fn run(durable_repo: bool, put_file: bool) -> Outcome {
         }));
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // warm-up
-    let secs = env_num("BENCH_SECS", 10);
+    let secs = common::env_or::<u64>("BENCH_SECS", 10);
     let before = last.flowfiles_in.load(Ordering::Relaxed);
     let status_before = repo.as_ref().map(|r| r.repository().status());
     let t0 = Instant::now();
@@ -173,13 +169,7 @@ async fn run(durable_repo: bool, put_file: bool) -> Outcome {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
-    // binary without it, and a benchmark is no test: say how to run it.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "benchmark: run it with `cargo bench --bench {}`",
-            env!("CARGO_CRATE_NAME")
-        );
+    if !common::invoked_as_bench(env!("CARGO_CRATE_NAME")) {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -188,8 +178,8 @@ fn main() {
         .expect("runtime");
     println!(
         "FlowFiles/s through ListenHTTP -> UpdateAttribute -> sink, {} clients, {} s each",
-        env_num("BENCH_CLIENTS", 64),
-        env_num("BENCH_SECS", 10)
+        common::env_or::<u64>("BENCH_CLIENTS", 64),
+        common::env_or::<u64>("BENCH_SECS", 10)
     );
     for (put_file, label) in [(true, "PutFile"), (false, "terminate")] {
         let memory = rt.block_on(run(false, put_file));
