@@ -368,12 +368,11 @@ impl Processor for AppendFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&AppendFileType, yaml);
-        TestRunner::with_properties(&AppendFileType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&AppendFileType, yaml)
     }
 
     fn read(p: &Path) -> String {

@@ -391,12 +391,11 @@ impl Processor for AttributesToJson {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&AttributesToJsonType, yaml);
-        TestRunner::with_properties(&AttributesToJsonType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&AttributesToJsonType, yaml)
     }
 
     async fn one(r: &TestRunner, content: &str, attrs: &[(&str, &str)]) -> Value {

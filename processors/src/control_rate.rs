@@ -331,7 +331,7 @@ impl Processor for ControlRate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     #[test]
@@ -340,8 +340,7 @@ mod tests {
     }
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&ControlRateType, yaml);
-        TestRunner::with_properties(&ControlRateType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&ControlRateType, yaml)
     }
 
     fn names(ffs: &[sluice_runtime::FlowFile]) -> Vec<String> {

@@ -274,7 +274,7 @@ impl Processor for DetectDuplicate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     #[test]
@@ -283,8 +283,7 @@ mod tests {
     }
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&DetectDuplicateType, yaml);
-        TestRunner::with_properties(&DetectDuplicateType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&DetectDuplicateType, yaml)
     }
 
     fn texts(ffs: &[sluice_runtime::FlowFile]) -> Vec<String> {

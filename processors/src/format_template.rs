@@ -195,12 +195,11 @@ impl Processor for FormatTemplate {
 mod tests {
     use super::*;
     use serde_json::Value;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&FormatTemplateType, yaml);
-        TestRunner::with_properties(&FormatTemplateType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&FormatTemplateType, yaml)
     }
 
     async fn render(yaml: &str, content: &str, attrs: &[(&str, &str)]) -> sluice_runtime::FlowFile {

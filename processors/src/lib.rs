@@ -73,3 +73,22 @@ pub(crate) fn test_props(
     sluice_runtime::testing::props_from_yaml(kind, &registry(), yaml)
         .unwrap_or_else(|e| panic!("invalid test properties:\n{e}"))
 }
+
+/// A [`TestRunner`](sluice_runtime::testing::TestRunner) for `kind` with
+/// these YAML properties and the default scheduling.
+///
+/// # Panics
+/// If the YAML does not validate or the processor does not build (a test mistake).
+#[cfg(test)]
+pub(crate) fn test_runner(
+    kind: &dyn sluice_runtime::ProcessorType,
+    yaml: &str,
+) -> sluice_runtime::testing::TestRunner {
+    let props = test_props(kind, yaml);
+    sluice_runtime::testing::TestRunner::with_properties(
+        kind,
+        props,
+        sluice_runtime::Scheduling::default(),
+    )
+    .unwrap_or_else(|e| panic!("test processor does not build: {e}"))
+}

@@ -432,7 +432,7 @@ impl Processor for MergeContent {
 mod tests {
     use super::*;
     use sluice_runtime::Content;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract};
     use std::io::Read;
 
@@ -442,8 +442,7 @@ mod tests {
     }
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&MergeContentType, yaml);
-        TestRunner::with_properties(&MergeContentType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&MergeContentType, yaml)
     }
 
     fn aged(content: &str, attrs: &[(&str, &str)], age_ms: u64) -> FlowFile {

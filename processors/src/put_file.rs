@@ -574,13 +574,12 @@ impl Processor for PutFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
     use std::io::Read;
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&PutFileType, yaml);
-        TestRunner::with_properties(&PutFileType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&PutFileType, yaml)
     }
 
     fn yaml(dir: &Path, rest: &str) -> String {

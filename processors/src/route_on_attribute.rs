@@ -274,12 +274,11 @@ impl Processor for RouteOnAttribute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract, props_from_yaml};
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&RouteOnAttributeType, yaml);
-        TestRunner::with_properties(&RouteOnAttributeType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&RouteOnAttributeType, yaml)
     }
 
     const ROUTES: &str =

@@ -316,7 +316,7 @@ impl Processor for SplitJson {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_runtime::Scheduling;
+
     use sluice_runtime::testing::{TestRunner, check_type_contract};
 
     const ALERTMANAGER: &str = r#"{
@@ -333,8 +333,7 @@ mod tests {
       ]}"#;
 
     fn runner(yaml: &str) -> TestRunner {
-        let props = crate::test_props(&SplitJsonType, yaml);
-        TestRunner::with_properties(&SplitJsonType, props, Scheduling::default()).unwrap()
+        crate::test_runner(&SplitJsonType, yaml)
     }
 
     #[test]
