@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use sluice_testkit::{free_port, wait_for_port, wait_until_async};
 
+async fn get_text(c: &reqwest::Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_the_api() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,27 +74,13 @@ connections:
     })
     .await
     .unwrap();
-    let flow_json = c
-        .get(format!("{base}/api/flow"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let flow_json = get_text(&c, &format!("{base}/api/flow")).await;
     assert!(
         flow_json.contains("${env:SLUICE_UI_TEST_SECRET}"),
         "{flow_json}"
     );
     assert!(!flow_json.contains("hunter2-very-secret"));
-    let metrics = c
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&c, &format!("{base}/metrics")).await;
     assert!(metrics.contains("# TYPE"), "{metrics}");
     assert!(metrics.contains("processor=\"gen\""), "{metrics}");
     let denied = c
@@ -106,14 +96,7 @@ connections:
         .await
         .unwrap();
     assert!(ok.status().is_success(), "{}", ok.status());
-    let status = c
-        .get(format!("{base}/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = get_text(&c, &format!("{base}/api/status")).await;
     assert!(status.contains("\"stopped\""), "{status}");
     child.kill().unwrap();
     child.wait().unwrap();
