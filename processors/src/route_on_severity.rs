@@ -173,14 +173,7 @@ impl ProcessorType for RouteOnSeverityType {
         props: &Properties,
         _: &BuildContext,
     ) -> Result<Box<dyn Processor>, BuildError> {
-        let routes = routes(props).map_err(|errs| {
-            BuildError::Other(
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let routes = routes(props)?;
         Ok(Box::new(RouteOnSeverity {
             routes: routes
                 .into_iter()

@@ -68,6 +68,18 @@ pub enum BuildError {
     Other(String),
 }
 
+/// Several property problems at once (what `validate` found), joined by `; `.
+impl From<Vec<PropertyError>> for BuildError {
+    fn from(errs: Vec<PropertyError>) -> Self {
+        BuildError::Other(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    }
+}
+
 /// A registry entry: metadata, pure validation and building of one processor type.
 pub trait ProcessorType: Send + Sync + 'static {
     /// The `type:` name in flow files.

@@ -67,10 +67,7 @@ impl TestRunner {
         let errs = kind.validate(&properties);
         if !errs.is_empty() {
             return Err(TestRunnerError::Invalid(
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                crate::BuildError::from(errs).to_string(),
             ));
         }
         let processor = kind

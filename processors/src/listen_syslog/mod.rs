@@ -367,14 +367,7 @@ impl ProcessorType for ListenSyslogType {
         props: &Properties,
         ctx: &BuildContext,
     ) -> Result<Box<dyn Processor>, BuildError> {
-        let cfg = config(props).map_err(|errs| {
-            BuildError::Other(
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let cfg = config(props)?;
         let tls = if cfg.protocol == "tls" {
             let path = |n: &str| -> Result<Option<PathBuf>, BuildError> {
                 Ok(props.str_opt(n)?.map(|p| ctx.base_dir.join(p)))
