@@ -38,7 +38,7 @@
 
 use serde_json::{Map, Number, Value};
 use sluice_runtime::{
-    BuildContext, BuildError, FlowFile, InputRequirement, ProcessContext, ProcessError,
+    AttrStr, BuildContext, BuildError, FlowFile, InputRequirement, ProcessContext, ProcessError,
     ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
     RelationshipDef, async_trait,
 };
@@ -144,6 +144,7 @@ impl ProcessorType for AttributesToJsonType {
                 .transpose()?,
             nested: props.bool("nested")?,
             include_content: props.bool("include_content")?,
+            mime: (AttrStr::from("mime.type"), AttrStr::from("application/json")),
         }))
     }
     fn example(&self) -> &'static str {
@@ -160,6 +161,9 @@ struct AttributesToJson {
     to_attribute: Option<String>,
     nested: bool,
     include_content: bool,
+    /// `mime.type` and `application/json`, built once: shared by every
+    /// FlowFile rather than allocated for each.
+    mime: (AttrStr, AttrStr),
 }
 
 /// The value as a JSON number or boolean when spelled exactly as one.
@@ -339,16 +343,40 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<
     serde_json::to_writer(&mut *out, v).map_err(|e| e.to_string())
 }
 
-/// A JSON string. Most attribute values need no escape (no `"`, `\` or
-/// control character): they are copied between quotes after a scan that
-/// the compiler vectorises; the rest go through serde_json's escaper.
+/// Whether `s` holds a byte JSON must escape: `"`, `\` or a control
+/// character below 0x20. Eight bytes at a time (SWAR): `x - 0x01..01` borrows
+/// into a byte's top bit only where that byte was zero (or below the
+/// subtracted value for the `< 0x20` test), and `& !x` drops bytes that had
+/// the top bit set already (UTF-8 continuation and lead bytes). Each test
+/// can mark wrong bytes above a marked one, never an unmarked word, so
+/// "any marked" is exact.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let marked = (x.wrapping_sub(ONES * 0x20) & !x)
+            | (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash);
+        if marked & HIGH != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A JSON string. Most attribute values need no escape: they are copied
+/// between quotes; the rest go through serde_json's escaper.
 fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
-    let needs_escape = s.as_bytes().chunks(32).any(|chunk| {
-        chunk.iter().fold(false, |acc, &b| {
-            acc || (b < 0x20) || (b == b'"') || (b == b'\\')
-        })
-    });
-    if needs_escape {
+    if needs_escape(s.as_bytes()) {
         return write_json(out, s);
     }
     out.reserve(s.len() + 2);
@@ -374,7 +402,7 @@ impl Processor for AttributesToJson {
                         ff.attributes.insert(name.as_str(), text.as_ref());
                     } else {
                         session.write(&mut ff, text);
-                        ff.attributes.insert("mime.type", "application/json");
+                        ff.attributes.insert(self.mime.0.clone(), self.mime.1.clone());
                     }
                     session.transfer(ff, SUCCESS);
                 }
@@ -393,6 +421,26 @@ mod tests {
     use super::*;
 
     use sluice_runtime::testing::{TestRunner, check_type_contract};
+
+    #[test]
+    fn escape_check_agrees_with_a_byte_by_byte_scan() {
+        let slow = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        // Every byte value at every position of words of 1 to 24 bytes,
+        // among plain ASCII, UTF-8 and 0x7f/0x20 neighbours.
+        for len in 1..24 {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    for fill in [b'a', 0xc3, 0x7f, 0x20, 0xff] {
+                        let mut v = vec![fill; len];
+                        v[pos] = b;
+                        assert_eq!(needs_escape(&v), slow(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+        assert!(!needs_escape("héllo wörld, plain text here".as_bytes()));
+        assert!(needs_escape(b"0123456789abcdef\\"));
+    }
 
     fn runner(yaml: &str) -> TestRunner {
         crate::test_runner(&AttributesToJsonType, yaml)

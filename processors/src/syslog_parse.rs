@@ -307,6 +307,8 @@ fn body_range(text: &str, msg: &str) -> (usize, usize) {
     (start, len)
 }
 
+/// Pushes the parsed fields in key order (so building the attribute map
+/// needs no sort; structured data, when present, is sorted in its place).
 fn push_fields(msg: &Message<&str>, attrs: &mut Vec<(AttrStr, AttrStr)>) {
     let k = &*KEYS;
     let (facility, severity) = match (msg.facility, msg.severity) {
@@ -314,15 +316,15 @@ fn push_fields(msg: &Message<&str>, attrs: &mut Vec<(AttrStr, AttrStr)>) {
         _ => (DEFAULT_PRI >> 3, DEFAULT_PRI & 7),
     };
     let pri = usize::from(facility) * 8 + usize::from(severity);
-    attrs.push((k.priority.clone(), k.priorities[pri].clone()));
-    attrs.push((
-        k.severity.clone(),
-        k.small_numbers[usize::from(severity)].clone(),
-    ));
-    attrs.push((
-        k.severity_name.clone(),
-        k.severity_names[usize::from(severity)].clone(),
-    ));
+    let text = |attrs: &mut Vec<(AttrStr, AttrStr)>, key: &AttrStr, v: Option<&str>| {
+        if let Some(v) = v.filter(|v| !v.is_empty() && *v != "-") {
+            attrs.push((key.clone(), AttrStr::from(v)));
+        }
+    };
+    // syslog.appname < facility < facility.name < hostname < msgid <
+    // priority < procid < sd.* < severity < severity.name < timestamp <
+    // version
+    text(attrs, &k.appname, msg.appname);
     attrs.push((
         k.facility.clone(),
         k.small_numbers[usize::from(facility)].clone(),
@@ -331,37 +333,42 @@ fn push_fields(msg: &Message<&str>, attrs: &mut Vec<(AttrStr, AttrStr)>) {
         k.facility_name.clone(),
         k.facility_names[usize::from(facility)].clone(),
     ));
-    if let syslog_loose::Protocol::RFC5424(v) = msg.protocol {
-        let value = usize::try_from(v)
-            .ok()
-            .and_then(|i| k.small_numbers.get(i).cloned())
-            .unwrap_or_else(|| AttrStr::from(v.to_string()));
-        attrs.push((k.version.clone(), value));
+    text(attrs, &k.hostname, msg.hostname);
+    text(attrs, &k.msgid, msg.msgid);
+    attrs.push((k.priority.clone(), k.priorities[pri].clone()));
+    match &msg.procid {
+        Some(ProcId::PID(p)) => attrs.push((k.procid.clone(), AttrStr::from(p.to_string()))),
+        Some(ProcId::Name(n)) => text(attrs, &k.procid, Some(n)),
+        None => {}
     }
+    let sd_start = attrs.len();
+    for element in &msg.structured_data {
+        for (name, value) in element.params() {
+            let key = format!("syslog.sd.{}.{}", element.id, name);
+            attrs.push((AttrStr::from(key), AttrStr::from(value)));
+        }
+    }
+    attrs[sd_start..].sort_by(|a, b| a.0.cmp(&b.0));
+    attrs.push((
+        k.severity.clone(),
+        k.small_numbers[usize::from(severity)].clone(),
+    ));
+    attrs.push((
+        k.severity_name.clone(),
+        k.severity_names[usize::from(severity)].clone(),
+    ));
     if let Some(ts) = msg.timestamp {
         attrs.push((
             k.timestamp.clone(),
             AttrStr::from(ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
         ));
     }
-    let mut text = |key: &AttrStr, v: Option<&str>| {
-        if let Some(v) = v.filter(|v| !v.is_empty() && *v != "-") {
-            attrs.push((key.clone(), AttrStr::from(v)));
-        }
-    };
-    text(&k.hostname, msg.hostname);
-    text(&k.appname, msg.appname);
-    text(&k.msgid, msg.msgid);
-    match &msg.procid {
-        Some(ProcId::PID(p)) => attrs.push((k.procid.clone(), AttrStr::from(p.to_string()))),
-        Some(ProcId::Name(n)) => text(&k.procid, Some(n)),
-        None => {}
-    }
-    for element in &msg.structured_data {
-        for (name, value) in element.params() {
-            let key = format!("syslog.sd.{}.{}", element.id, name);
-            attrs.push((AttrStr::from(key), AttrStr::from(value)));
-        }
+    if let syslog_loose::Protocol::RFC5424(v) = msg.protocol {
+        let value = usize::try_from(v)
+            .ok()
+            .and_then(|i| k.small_numbers.get(i).cloned())
+            .unwrap_or_else(|| AttrStr::from(v.to_string()));
+        attrs.push((k.version.clone(), value));
     }
 }
 

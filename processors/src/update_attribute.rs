@@ -114,7 +114,12 @@ impl Processor for UpdateAttribute {
             } else {
                 None
             };
-            let content = bytes.as_deref().map(String::from_utf8_lossy);
+            // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy`
+            // walks byte by byte even when there is nothing to replace.
+            let content = bytes.as_deref().map(|b| match std::str::from_utf8(b) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(b),
+            });
             for (name, value) in &self.set {
                 let t = match value {
                     Value::Literal(v) => {

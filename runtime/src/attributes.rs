@@ -219,6 +219,14 @@ impl<K: Into<AttrStr>, V: Into<AttrStr>> FromIterator<(K, V)> for Attributes {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
+        // Sources that build many attributes per FlowFile (a parser) push
+        // them in key order: then there is nothing to sort.
+        if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Self {
+                base: pairs.into(),
+                delta: Arc::default(),
+            };
+        }
         // The last value of a key wins: reversed, a stable sort puts it
         // first among equal keys, and dedup keeps the first.
         pairs.reverse();

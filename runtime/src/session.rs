@@ -193,7 +193,15 @@ impl ProcessSession {
             .max()
     }
 
-    fn event(&mut self, kind: EventKind, ff: &FlowFile, parents: Vec<u64>, details: String) {
+    /// Records a provenance event. `details` is built only when provenance
+    /// is on: this runs for every FlowFile a session routes.
+    fn event(
+        &mut self,
+        kind: EventKind,
+        ff: &FlowFile,
+        parents: Vec<u64>,
+        details: impl FnOnce() -> String,
+    ) {
         if self.io.provenance.enabled() {
             self.events.push(ProvenanceEvent {
                 seq: 0,
@@ -202,7 +210,7 @@ impl ProcessSession {
                 flowfile: ff.id,
                 parents,
                 component: self.io.id.clone(),
-                details,
+                details: details(),
                 attributes: ff.attributes.clone(),
             });
         }
@@ -218,7 +226,7 @@ impl ProcessSession {
     pub fn create(&mut self) -> FlowFile {
         let ff = FlowFile::new();
         self.track_new(&ff);
-        self.event(EventKind::Create, &ff, Vec::new(), String::new());
+        self.event(EventKind::Create, &ff, Vec::new(), String::new);
         ff
     }
 
@@ -247,7 +255,7 @@ impl ProcessSession {
     pub fn create_child(&mut self, parent: &FlowFile) -> FlowFile {
         let ff = parent.child();
         self.track_new(&ff);
-        self.event(EventKind::Fork, &ff, vec![parent.id], String::new());
+        self.event(EventKind::Fork, &ff, vec![parent.id], String::new);
         ff
     }
 
@@ -259,7 +267,7 @@ impl ProcessSession {
         }
         self.track_new(&ff);
         let ids = parents.iter().map(|p| p.id).collect();
-        self.event(EventKind::Fork, &ff, ids, "merge".into());
+        self.event(EventKind::Fork, &ff, ids, || "merge".into());
         ff
     }
 
@@ -288,7 +296,7 @@ impl ProcessSession {
 
     /// Records that `ff` was delivered to `destination` (SEND event).
     pub fn send(&mut self, ff: &FlowFile, destination: &str) {
-        self.event(EventKind::Send, ff, Vec::new(), destination.to_string());
+        self.event(EventKind::Send, ff, Vec::new(), || destination.to_string());
     }
 
     /// Whether the processor has a relationship of this name.
@@ -406,7 +414,7 @@ impl ProcessSession {
             ));
             return;
         }
-        self.event(EventKind::Drop, &ff, Vec::new(), "removed".into());
+        self.event(EventKind::Drop, &ff, Vec::new(), || "removed".into());
         self.removed.push(ff);
     }
 
@@ -455,12 +463,12 @@ impl ProcessSession {
                     EventKind::Drop,
                     &ff,
                     Vec::new(),
-                    format!("auto-terminated `{}`", out.relationship),
+                    || format!("auto-terminated `{}`", out.relationship),
                 );
                 terminated.push(ff);
                 continue;
             }
-            self.event(EventKind::Route, &ff, Vec::new(), out.relationship.clone());
+            self.event(EventKind::Route, &ff, Vec::new(), || out.relationship.clone());
             let ff_id = ff.id;
             let last = out.connections.len() - 1;
             let mut ff = Some(ff);
@@ -478,8 +486,9 @@ impl ProcessSession {
                 if ci != last {
                     // A copy for another connection, linked to the original
                     // so provenance follows both.
-                    let details = format!("clone to {}", conn.id());
-                    self.event(EventKind::Fork, &copy, vec![ff_id], details);
+                    self.event(EventKind::Fork, &copy, vec![ff_id], || {
+                        format!("clone to {}", conn.id())
+                    });
                 }
                 out_n += 1;
                 out_bytes += copy.size();

@@ -198,11 +198,18 @@ struct Run {
     delivered: u64,
     secs: f64,
     peak_rss: u64,
+    /// User + system CPU seconds the process used, start to end of the run.
+    cpu_secs: f64,
 }
 
 impl Run {
     fn rate(&self) -> f64 {
         self.delivered as f64 / self.secs
+    }
+
+    /// CPU microseconds per delivered message.
+    fn cpu_per_msg_us(&self) -> f64 {
+        self.cpu_secs * 1e6 / self.delivered.max(1) as f64
     }
 }
 
@@ -218,6 +225,20 @@ fn peak_rss(pid: u32) -> Result<u64> {
         .context("VmHWM value")?
         .parse()?;
     Ok(kb * 1024)
+}
+
+/// User + system CPU seconds of process `pid` so far (`/proc/PID/stat`
+/// fields 14 and 15, in clock ticks of 1/100 s on Linux).
+fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count from after its `)`.
+    let rest = stat.rsplit_once(')').context("no ) in stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields.get(i).context("short stat")?.parse::<u64>()? as f64)
+    };
+    // After `)`: field 3 is index 0, so utime (14) is 11 and stime (15) 12.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 fn sibling(name: &str) -> Result<PathBuf> {
@@ -336,6 +357,7 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
     })
     .await;
     let rss = peak_rss(pid);
+    let cpu = cpu_secs(pid);
     let _ = child.kill();
     let _ = child.wait();
     let (delivered, secs) = result?;
@@ -343,6 +365,7 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
         delivered,
         secs,
         peak_rss: rss?,
+        cpu_secs: cpu?,
     })
 }
 
@@ -405,6 +428,7 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
     })
     .await;
     let rss = peak_rss(pid);
+    let cpu = cpu_secs(pid);
     let _ = child.kill();
     let _ = child.wait();
     let (delivered, secs) = result?;
@@ -412,6 +436,7 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
         delivered,
         secs,
         peak_rss: rss?,
+        cpu_secs: cpu?,
     })
 }
 
@@ -458,8 +483,9 @@ async fn compare() -> Result<()> {
         }
     );
     println!(
-        "{:<30} {:>12} {:>10} {:>12} {:>10} {:>9} {:>9}",
-        "scenario", "sluice/s", "sluice RSS", "rsyslog/s", "rsys RSS", "speed x", "memory x"
+        "{:<30} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "scenario", "sluice/s", "sluice RSS", "s cpu/msg", "rsyslog/s", "rsys RSS", "r cpu/msg",
+        "speed x", "memory x", "cpu x"
     );
     let only = std::env::var("BENCH_SCENARIOS").ok();
     for (name, key, mode, format, count) in scenarios {
@@ -472,14 +498,17 @@ async fn compare() -> Result<()> {
         let s = run_sluice(mode, format, count).await?;
         let r = run_rsyslog(mode, format, count).await?;
         println!(
-            "{:<30} {:>12.0} {:>8.1}MB {:>12.0} {:>8.1}MB {:>9.2} {:>9.2}",
+            "{:<30} {:>10.0} {:>8.1}MB {:>7.2}us {:>10.0} {:>8.1}MB {:>7.2}us {:>8.2} {:>8.2} {:>8.2}",
             name,
             s.rate(),
             s.peak_rss as f64 / 1e6,
+            s.cpu_per_msg_us(),
             r.rate(),
             r.peak_rss as f64 / 1e6,
+            r.cpu_per_msg_us(),
             s.rate() / r.rate(),
-            s.peak_rss as f64 / r.peak_rss as f64
+            s.peak_rss as f64 / r.peak_rss as f64,
+            s.cpu_per_msg_us() / r.cpu_per_msg_us()
         );
         if mode == Mode::Udp {
             println!(
@@ -489,7 +518,9 @@ async fn compare() -> Result<()> {
         }
     }
     println!(
-        "speed x = Sluice msgs/s / rsyslog msgs/s; memory x = Sluice peak RSS / rsyslog peak RSS"
+        "speed x = Sluice msgs/s / rsyslog msgs/s; memory x = Sluice peak RSS / rsyslog peak RSS;\n\
+         cpu/msg = user+system CPU of the whole process (start-up included) per delivered message;\n\
+         cpu x = Sluice cpu/msg / rsyslog cpu/msg (below 1: Sluice spends less CPU per message)"
     );
     Ok(())
 }

@@ -428,30 +428,33 @@ struct ListenSyslog {
 }
 
 impl ListenSyslog {
-    /// One message as a FlowFile on its relationship.
+    /// One message as a FlowFile on its relationship. `attrs` and `own`
+    /// are scratch space kept across messages.
     fn emit(
         &self,
         m: Received,
         run: &Running,
         now: chrono::DateTime<Utc>,
-        attrs: &mut Vec<(AttrStr, AttrStr)>,
+        scratch: &mut Scratch,
         session: &mut ProcessSession,
     ) {
         let k = &*KEYS;
+        let Scratch { attrs, own } = scratch;
         attrs.clear();
-        attrs.push((k.sender.clone(), m.peer.sender.clone()));
-        attrs.push((k.port.clone(), run.port.clone()));
-        attrs.push((k.protocol.clone(), run.protocol.clone()));
+        own.clear();
+        own.push((k.sender.clone(), m.peer.sender.clone()));
+        own.push((k.port.clone(), run.port.clone()));
+        own.push((k.protocol.clone(), run.protocol.clone()));
         let oversize = m.original_len > self.cfg.max_message;
         if oversize {
-            attrs.push((
+            own.push((
                 k.original_size.clone(),
                 AttrStr::from(m.original_len.to_string()),
             ));
         }
         let (rel, content) = if oversize && self.cfg.oversize_invalid {
             run.oversize_invalid.fetch_add(1, Ordering::Relaxed);
-            attrs.push((
+            own.push((
                 k.error.clone(),
                 AttrStr::from(format!(
                     "message of {} bytes is above max_message_size ({} bytes)",
@@ -463,7 +466,7 @@ impl ListenSyslog {
             let mut data = m.data;
             if oversize {
                 run.truncated.fetch_add(1, Ordering::Relaxed);
-                attrs.push((k.truncated.clone(), AttrStr::from("true")));
+                own.push((k.truncated.clone(), AttrStr::from("true")));
                 data.truncate(self.cfg.max_message);
             }
             if self.cfg.parse {
@@ -478,11 +481,26 @@ impl ListenSyslog {
                 (SUCCESS, data)
             }
         };
+        // The parser gives its fields in key order; the listener's own go in
+        // their places, so the map is built without a sort.
+        for (key, value) in own.drain(..) {
+            let at = attrs.partition_point(|(k, _)| k.as_ref() < key.as_ref());
+            attrs.insert(at, (key, value));
+        }
         let mut ff = session.receive(&m.peer.uri);
         ff.attributes = attrs.drain(..).collect::<Attributes>();
         ff.content = Content::Memory(content);
         session.transfer(ff, rel);
     }
+}
+
+/// Reused buffers for the attributes of one message.
+#[derive(Default)]
+struct Scratch {
+    /// Parsed fields, then all of them in key order.
+    attrs: Vec<(AttrStr, AttrStr)>,
+    /// The listener's own attributes (sender, port, protocol, oversize).
+    own: Vec<(AttrStr, AttrStr)>,
 }
 
 #[async_trait]
@@ -530,14 +548,14 @@ impl Processor for ListenSyslog {
             return Ok(());
         }
         let now = Utc::now();
-        let mut attrs = Vec::with_capacity(24);
+        let mut scratch = Scratch::default();
         let mut guard = self.state.lock();
         let Some(run) = guard.as_mut() else {
             return Ok(());
         };
         for _ in 0..ctx.scheduling().batch_size {
             let Ok(m) = run.rx.try_recv() else { break };
-            self.emit(m, run, now, &mut attrs, session);
+            self.emit(m, run, now, &mut scratch, session);
         }
         Ok(())
     }
