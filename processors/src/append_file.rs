@@ -41,6 +41,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use sluice_runtime::{
     BuildContext, BuildError, Escape, FlowFile, InputRequirement, ProcessContext, ProcessError,
     ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
@@ -143,6 +144,7 @@ impl ProcessorType for AppendFileType {
                 permissions,
             },
             base_dir: ctx.base_dir.clone(),
+            buffers: Mutex::new(Vec::new()),
         }))
     }
     fn example(&self) -> &'static str {
@@ -162,7 +164,14 @@ struct AppendFile {
     path: Template,
     settings: Settings,
     base_dir: PathBuf,
+    /// Write buffers kept between triggers, so a busy file does not grow
+    /// (and fault in) a new buffer of a whole batch every time.
+    buffers: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Buffers kept for reuse, and the largest kept.
+const KEPT_BUFFERS: usize = 8;
+const KEPT_BUFFER_BYTES: usize = 4 << 20;
 
 /// The records of one trigger for one file.
 struct Group {
@@ -271,24 +280,31 @@ fn append_all(groups: &[Group], s: &Settings) -> Vec<Option<Result<(), WriteErro
 }
 
 impl AppendFile {
-    /// The index of `ff`'s group in `groups`, made if new.
-    fn group_of(&self, ff: &FlowFile, groups: &mut Vec<Group>) -> Result<usize, String> {
-        let rendered = self
-            .path
-            .render(&ff.attributes)
+    /// The index of `ff`'s group in `groups`, made if new. `scratch` holds
+    /// the rendered path: most FlowFiles render the path of a group made
+    /// already, and then nothing is allocated.
+    fn group_of(
+        &self,
+        ff: &FlowFile,
+        groups: &mut Vec<Group>,
+        scratch: &mut String,
+    ) -> Result<usize, String> {
+        scratch.clear();
+        self.path
+            .render_into(&ff.attributes, None, scratch)
             .map_err(|e| format!("path: {e}"))?;
-        if let Some(i) = groups.iter().position(|g| g.rendered == rendered) {
+        if let Some(i) = groups.iter().position(|g| g.rendered == *scratch) {
             return Ok(i);
         }
-        let path = resolve_path(&self.base_dir, &rendered)?;
+        let path = resolve_path(&self.base_dir, scratch)?;
         if let Some(i) = groups.iter().position(|g| g.path == path) {
             return Ok(i);
         }
         groups.push(Group {
-            rendered,
+            rendered: scratch.clone(),
             path,
             members: Vec::new(),
-            data: Vec::new(),
+            data: self.buffers.lock().pop().unwrap_or_default(),
         });
         Ok(groups.len() - 1)
     }
@@ -307,8 +323,9 @@ impl Processor for AppendFile {
         }
         let mut groups: Vec<Group> = Vec::new();
         let mut slots: Vec<Option<FlowFile>> = Vec::with_capacity(batch.len());
+        let mut scratch = String::new();
         for mut ff in batch {
-            let target = self.group_of(&ff, &mut groups).and_then(|gi| {
+            let target = self.group_of(&ff, &mut groups, &mut scratch).and_then(|gi| {
                 session
                     .read(&ff)
                     .map(|data| (gi, data))
@@ -361,6 +378,13 @@ impl Processor for AppendFile {
             }
         }
         requeue_transient(ctx, session, "appendfile.retries", retry, first_transient);
+        let mut kept = self.buffers.lock();
+        for mut g in groups {
+            if kept.len() < KEPT_BUFFERS && g.data.capacity() <= KEPT_BUFFER_BYTES {
+                g.data.clear();
+                kept.push(g.data);
+            }
+        }
         Ok(())
     }
 }

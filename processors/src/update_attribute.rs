@@ -128,7 +128,7 @@ impl Processor for UpdateAttribute {
                     }
                     Value::Template(t) => t,
                 };
-                match t.render_with(&original, content.as_deref(), &[]) {
+                match t.render_shared(&original, content.as_deref()) {
                     Ok(v) => ff.attributes.insert(name.clone(), v),
                     Err(e) => {
                         // Helpers can fail on odd input; say so on the FlowFile

@@ -23,7 +23,7 @@ use handlebars::{
 };
 use serde_json::{Map, Value};
 
-use crate::attributes::Attributes;
+use crate::attributes::{AttrStr, Attributes};
 
 /// How rendered values are escaped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -390,7 +390,9 @@ impl Template {
             return Ok(l.clone());
         }
         if let (Some(pieces), true) = (&self.plain, extra.is_empty()) {
-            return Ok(self.render_plain(pieces, attrs, content));
+            let mut out = String::new();
+            self.render_plain(pieces, attrs, content, &mut out);
+            return Ok(out);
         }
         let mut map = Map::with_capacity(attrs.len() + 1 + extra.len());
         for (k, v) in attrs.iter() {
@@ -407,10 +409,65 @@ impl Template {
             .map_err(|e: RenderError| TemplateError::Render(e.to_string()))
     }
 
+    /// Renders over `attrs` (with `content` as `{{content}}`) and appends
+    /// the text to `out`: a caller rendering a template for every FlowFile
+    /// of a batch can reuse one buffer.
+    ///
+    /// # Errors
+    /// A helper failed.
+    pub fn render_into(
+        &self,
+        attrs: &Attributes,
+        content: Option<&str>,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        if let Some(l) = &self.literal {
+            out.push_str(l);
+        } else if let Some(pieces) = &self.plain {
+            self.render_plain(pieces, attrs, content, out);
+        } else {
+            out.push_str(&self.render_with(attrs, content, &[])?);
+        }
+        Ok(())
+    }
+
+    /// Renders to an attribute value. A template that is one plain lookup
+    /// with nothing to escape (`{{name}}`) shares the value it names rather
+    /// than copying it.
+    ///
+    /// # Errors
+    /// A helper failed.
+    pub fn render_shared(
+        &self,
+        attrs: &Attributes,
+        content: Option<&str>,
+    ) -> Result<AttrStr, TemplateError> {
+        if let Some(pieces) = &self.plain
+            && let [Piece::Value { key, escape }] = &pieces[..]
+            && (!*escape || matches!(self.escape, Escape::None))
+        {
+            return Ok(match content {
+                Some(c) if key == "content" => AttrStr::from(c),
+                _ => attrs
+                    .get_shared(key)
+                    .cloned()
+                    .unwrap_or_else(|| AttrStr::from("")),
+            });
+        }
+        let mut out = String::new();
+        self.render_into(attrs, content, &mut out)?;
+        Ok(AttrStr::from(out))
+    }
+
     /// Renders text and plain lookups without a JSON context; the same
     /// output as handlebars gives (missing values are empty).
-    fn render_plain(&self, pieces: &[Piece], attrs: &Attributes, content: Option<&str>) -> String {
-        let mut out = String::new();
+    fn render_plain(
+        &self,
+        pieces: &[Piece],
+        attrs: &Attributes,
+        content: Option<&str>,
+        out: &mut String,
+    ) {
         for p in pieces {
             match p {
                 Piece::Text(s) => out.push_str(s),
@@ -428,7 +485,6 @@ impl Template {
                 }
             }
         }
-        out
     }
 }
 
@@ -509,14 +565,36 @@ mod tests {
                 let t = Template::compile(src, escape).unwrap();
                 assert!(t.plain.is_some(), "{src} is plain");
                 for content in [None, Some("body \"q\" <i>")] {
+                    let want = slow(&t, &a, content);
                     assert_eq!(
                         t.render_with(&a, content, &[]).unwrap(),
-                        slow(&t, &a, content),
+                        want,
                         "{src} with {escape:?}"
                     );
+                    let shared = t.render_shared(&a, content).unwrap();
+                    assert_eq!(&*shared, want, "render_shared {src} with {escape:?}");
+                    let mut into = String::from("kept:");
+                    t.render_into(&a, content, &mut into).unwrap();
+                    assert_eq!(into, format!("kept:{want}"), "render_into {src}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_single_lookup_shares_the_value_it_names() {
+        let a = attrs();
+        let t = Template::compile("{{syslog.hostname}}", Escape::None).unwrap();
+        let shared = t.render_shared(&a, None).unwrap();
+        assert!(Arc::ptr_eq(&shared, a.get_shared("syslog.hostname").unwrap()));
+        // What needs escaping is rendered, not shared.
+        let mut b = attrs();
+        b.insert("q", "say \"hi\"");
+        let t = Template::compile("{{q}}", Escape::Json).unwrap();
+        assert_eq!(&*t.render_shared(&b, None).unwrap(), "say \\\"hi\\\"");
+        // Helpers still go through handlebars.
+        let t = Template::compile("{{upper syslog.hostname}}", Escape::None).unwrap();
+        assert_eq!(&*t.render_shared(&a, None).unwrap(), t.render(&a).unwrap());
     }
 
     #[test]

@@ -52,7 +52,7 @@ const SINKS: &[&str] = &["save"];
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(std::env::var("BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2))
         .enable_all()
         .build()?;
     match args.first().map(String::as_str) {
