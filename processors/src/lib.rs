@@ -15,6 +15,7 @@ mod control_rate;
 mod detect_duplicate;
 mod format_template;
 mod generate_flowfile;
+mod intern;
 mod kafka_client;
 mod listen_http;
 mod listen_syslog;

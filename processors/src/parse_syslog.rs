@@ -14,12 +14,14 @@
 //! ```
 
 use chrono::Utc;
+use parking_lot::Mutex;
 use sluice_runtime::{
     AttrStr, BuildContext, BuildError, InputRequirement, ProcessContext, ProcessError,
     ProcessSession, Processor, ProcessorType, PropKind, Properties, PropertyDescriptor,
     PropertyError, RelationshipDef, async_trait,
 };
 
+use crate::intern::Interner;
 use crate::syslog_parse::{SyslogParser, Zone, push_error};
 
 /// Parsed messages.
@@ -75,6 +77,7 @@ impl ProcessorType for ParseSyslogType {
     ) -> Result<Box<dyn Processor>, BuildError> {
         Ok(Box::new(ParseSyslog {
             parser: SyslogParser::new(zone(props)?),
+            values: Mutex::new(Interner::default()),
         }))
     }
     fn example(&self) -> &'static str {
@@ -84,6 +87,8 @@ impl ProcessorType for ParseSyslogType {
 
 struct ParseSyslog {
     parser: SyslogParser,
+    /// Shared copies of repeated values, kept across triggers.
+    values: Mutex<Interner>,
 }
 
 #[async_trait]
@@ -95,10 +100,11 @@ impl Processor for ParseSyslog {
     ) -> Result<(), ProcessError> {
         let now = Utc::now();
         let mut attrs: Vec<(AttrStr, AttrStr)> = Vec::with_capacity(24);
+        let mut values = self.values.lock();
         for mut ff in session.get_batch(ctx.scheduling().batch_size) {
             let raw = session.read(&ff)?;
             attrs.clear();
-            match self.parser.parse(&raw, now, &mut attrs) {
+            match self.parser.parse(&raw, now, &mut values, &mut attrs) {
                 Ok(body) => {
                     ff.attributes.extend(attrs.drain(..));
                     session.write(&mut ff, body);

@@ -34,6 +34,8 @@ use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, Offset, SecondsF
 use sluice_runtime::AttrStr;
 use syslog_loose::{IncompleteDate, Message, ProcId, Variant};
 
+use crate::intern::Interner;
+
 /// Largest valid PRI (facility 23, severity 7).
 const MAX_PRI: u8 = 191;
 /// PRI assumed when a message has none (user.notice).
@@ -202,11 +204,12 @@ impl SyslogParser {
         &self,
         raw: &Bytes,
         now: DateTime<Utc>,
+        values: &mut Interner,
         attrs: &mut Vec<(AttrStr, AttrStr)>,
     ) -> Result<Bytes, ParseError> {
         match std::str::from_utf8(raw) {
             Ok(text) => {
-                let (body_start, body_len) = self.parse_text(text, now, attrs)?;
+                let (body_start, body_len) = self.parse_text(text, now, values, attrs)?;
                 Ok(raw.slice(body_start..body_start + body_len))
             }
             Err(e) => {
@@ -216,7 +219,7 @@ impl SyslogParser {
                 let valid = e.valid_up_to();
                 let lossy = String::from_utf8_lossy(raw);
                 let mark = attrs.len();
-                let (body_start, _) = self.parse_text(&lossy, now, attrs)?;
+                let (body_start, _) = self.parse_text(&lossy, now, values, attrs)?;
                 if body_start > valid {
                     attrs.truncate(mark);
                     return Err(ParseError::NotUtf8(valid));
@@ -232,6 +235,7 @@ impl SyslogParser {
         &self,
         text: &str,
         now: DateTime<Utc>,
+        values: &mut Interner,
         attrs: &mut Vec<(AttrStr, AttrStr)>,
     ) -> Result<(usize, usize), ParseError> {
         if text.trim().is_empty() {
@@ -264,7 +268,7 @@ impl SyslogParser {
         }
         .map_err(|_| ParseError::NoHeader)?;
         let body = body_range(text, msg.msg);
-        push_fields(&msg, attrs);
+        push_fields(&msg, values, attrs);
         Ok(body)
     }
 }
@@ -309,22 +313,26 @@ fn body_range(text: &str, msg: &str) -> (usize, usize) {
 
 /// Pushes the parsed fields in key order (so building the attribute map
 /// needs no sort; structured data, when present, is sorted in its place).
-fn push_fields(msg: &Message<&str>, attrs: &mut Vec<(AttrStr, AttrStr)>) {
+fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(AttrStr, AttrStr)>) {
     let k = &*KEYS;
     let (facility, severity) = match (msg.facility, msg.severity) {
         (Some(f), Some(s)) => (f as u8, s as u8),
         _ => (DEFAULT_PRI >> 3, DEFAULT_PRI & 7),
     };
     let pri = usize::from(facility) * 8 + usize::from(severity);
-    let text = |attrs: &mut Vec<(AttrStr, AttrStr)>, key: &AttrStr, v: Option<&str>| {
+    // Host, app, process and message ids repeat across messages: shared.
+    let text = |attrs: &mut Vec<(AttrStr, AttrStr)>,
+                values: &mut Interner,
+                key: &AttrStr,
+                v: Option<&str>| {
         if let Some(v) = v.filter(|v| !v.is_empty() && *v != "-") {
-            attrs.push((key.clone(), AttrStr::from(v)));
+            attrs.push((key.clone(), values.get(v)));
         }
     };
     // syslog.appname < facility < facility.name < hostname < msgid <
     // priority < procid < sd.* < severity < severity.name < timestamp <
     // version
-    text(attrs, &k.appname, msg.appname);
+    text(attrs, values, &k.appname, msg.appname);
     attrs.push((
         k.facility.clone(),
         k.small_numbers[usize::from(facility)].clone(),
@@ -333,19 +341,27 @@ fn push_fields(msg: &Message<&str>, attrs: &mut Vec<(AttrStr, AttrStr)>) {
         k.facility_name.clone(),
         k.facility_names[usize::from(facility)].clone(),
     ));
-    text(attrs, &k.hostname, msg.hostname);
-    text(attrs, &k.msgid, msg.msgid);
+    text(attrs, values, &k.hostname, msg.hostname);
+    text(attrs, values, &k.msgid, msg.msgid);
     attrs.push((k.priority.clone(), k.priorities[pri].clone()));
     match &msg.procid {
-        Some(ProcId::PID(p)) => attrs.push((k.procid.clone(), AttrStr::from(p.to_string()))),
-        Some(ProcId::Name(n)) => text(attrs, &k.procid, Some(n)),
+        Some(ProcId::PID(p)) => {
+            let mut digits = [0u8; 20];
+            attrs.push((k.procid.clone(), values.get(decimal(*p, &mut digits))));
+        }
+        Some(ProcId::Name(n)) => text(attrs, values, &k.procid, Some(n)),
         None => {}
     }
     let sd_start = attrs.len();
+    let mut key = String::new();
     for element in &msg.structured_data {
         for (name, value) in element.params() {
-            let key = format!("syslog.sd.{}.{}", element.id, name);
-            attrs.push((AttrStr::from(key), AttrStr::from(value)));
+            key.clear();
+            key.push_str("syslog.sd.");
+            key.push_str(element.id);
+            key.push('.');
+            key.push_str(name);
+            attrs.push((values.get(&key), values.get(&value)));
         }
     }
     attrs[sd_start..].sort_by(|a, b| a.0.cmp(&b.0));
@@ -372,6 +388,26 @@ fn push_fields(msg: &Message<&str>, attrs: &mut Vec<(AttrStr, AttrStr)>) {
     }
 }
 
+/// `n` in decimal, written into `buf` (no allocation).
+fn decimal(n: i32, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        // A digit: `v % 10` is below 10.
+        buf[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+}
+
 /// The attributes of a message that went to `invalid`: why, as `syslog.error`.
 pub fn push_error(error: &ParseError, attrs: &mut Vec<(AttrStr, AttrStr)>) {
     attrs.push((KEYS.error.clone(), AttrStr::from(error.to_string())));
@@ -390,7 +426,12 @@ mod tests {
     fn parse_with(zone: Zone, raw: &[u8]) -> Result<(BTreeMap<String, String>, Bytes), ParseError> {
         let mut attrs = Vec::new();
         let body =
-            SyslogParser::new(zone).parse(&Bytes::copy_from_slice(raw), now(), &mut attrs)?;
+            SyslogParser::new(zone).parse(
+                &Bytes::copy_from_slice(raw),
+                now(),
+                &mut Interner::default(),
+                &mut attrs,
+            )?;
         Ok((
             attrs
                 .into_iter()

@@ -62,6 +62,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::intern::Interner;
 use crate::syslog_parse::{KEYS, SyslogParser, Zone, push_error};
 use net::{Counters, Received, Settings, Shared};
 
@@ -418,6 +419,8 @@ struct Running {
     protocol: AttrStr,
     truncated: Arc<AtomicU64>,
     oversize_invalid: Arc<AtomicU64>,
+    /// Kept across triggers (its interned values above all).
+    scratch: Scratch,
 }
 
 struct ListenSyslog {
@@ -439,7 +442,7 @@ impl ListenSyslog {
         session: &mut ProcessSession,
     ) {
         let k = &*KEYS;
-        let Scratch { attrs, own } = scratch;
+        let Scratch { attrs, own, values } = scratch;
         attrs.clear();
         own.clear();
         own.push((k.sender.clone(), m.peer.sender.clone()));
@@ -470,7 +473,7 @@ impl ListenSyslog {
                 data.truncate(self.cfg.max_message);
             }
             if self.cfg.parse {
-                match self.parser.parse(&data, now, attrs) {
+                match self.parser.parse(&data, now, values, attrs) {
                     Ok(body) => (SUCCESS, body),
                     Err(e) => {
                         push_error(&e, attrs);
@@ -501,6 +504,8 @@ struct Scratch {
     attrs: Vec<(AttrStr, AttrStr)>,
     /// The listener's own attributes (sender, port, protocol, oversize).
     own: Vec<(AttrStr, AttrStr)>,
+    /// Shared copies of repeated values (host and app names...).
+    values: Interner,
 }
 
 #[async_trait]
@@ -535,6 +540,7 @@ impl Processor for ListenSyslog {
             protocol: AttrStr::from(self.cfg.protocol),
             truncated: ctx.counter("oversize.truncated"),
             oversize_invalid: ctx.counter("oversize.invalid"),
+            scratch: Scratch::default(),
         });
         Ok(())
     }
@@ -548,15 +554,16 @@ impl Processor for ListenSyslog {
             return Ok(());
         }
         let now = Utc::now();
-        let mut scratch = Scratch::default();
         let mut guard = self.state.lock();
         let Some(run) = guard.as_mut() else {
             return Ok(());
         };
+        let mut scratch = std::mem::take(&mut run.scratch);
         for _ in 0..ctx.scheduling().batch_size {
             let Ok(m) = run.rx.try_recv() else { break };
             self.emit(m, run, now, &mut scratch, session);
         }
+        run.scratch = scratch;
         Ok(())
     }
 

@@ -514,7 +514,12 @@ proptest! {
     fn parser_takes_any_bytes(input in proptest::collection::vec(any::<u8>(), 0..512)) {
         let raw = Bytes::from(input);
         let mut attrs = Vec::new();
-        match SyslogParser::new(Zone::Local).parse(&raw, Utc::now(), &mut attrs) {
+        match SyslogParser::new(Zone::Local).parse(
+            &raw,
+            Utc::now(),
+            &mut crate::intern::Interner::default(),
+            &mut attrs,
+        ) {
             Ok(body) => {
                 prop_assert!(body.len() <= raw.len());
                 prop_assert!(attrs.iter().any(|(k, _)| &**k == "syslog.severity"));
