@@ -24,7 +24,7 @@ mod template;
 pub mod testing;
 pub mod yaml;
 
-pub use attributes::{AttrStr, Attributes};
+pub use attributes::{AttrStr, Attributes, compare_keys};
 pub use connection::{
     Connection, ConnectionCounters, ConnectionSettings, DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT,
     DEFAULT_SPILL_MAX_DISK, DropObserver, DropReason, Prioritizer, SpillSettings, WhenFull,

@@ -129,8 +129,8 @@ fn sluice_flow(mode: Mode, port: u16, out: &Path) -> Result<String> {
         r#"name: bench-syslog
 defaults:
   provenance_events: 0
-  scheduling: {{ batch_size: 1000 }}
-  back_pressure: {{ max_count: 2000 }}
+  scheduling: {{ batch_size: 250 }}
+  back_pressure: {{ max_count: 500 }}
 processors:
   listen:
     type: ListenSyslog

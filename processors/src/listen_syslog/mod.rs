@@ -56,7 +56,7 @@ use parking_lot::Mutex;
 use sluice_runtime::{
     AttrStr, Attributes, BuildContext, BuildError, Content, InputRequirement, ProcessContext,
     ProcessError, ProcessSession, Processor, ProcessorType, PropKind, Properties,
-    PropertyDescriptor, PropertyError, RelationshipDef, async_trait,
+    PropertyDescriptor, PropertyError, RelationshipDef, async_trait, compare_keys,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -487,7 +487,7 @@ impl ListenSyslog {
         // The parser gives its fields in key order; the listener's own go in
         // their places, so the map is built without a sort.
         for (key, value) in own.drain(..) {
-            let at = attrs.partition_point(|(k, _)| k.as_ref() < key.as_ref());
+            let at = attrs.partition_point(|(k, _)| compare_keys(k, &key).is_lt());
             attrs.insert(at, (key, value));
         }
         let mut ff = session.receive(&m.peer.uri);
