@@ -262,6 +262,16 @@ impl AttributesToJson {
         serde_json::to_vec(&Value::Object(obj)).map_err(|e| e.to_string())
     }
 
+    /// The default and most common case: all attributes, as strings,
+    /// nothing else.
+    fn every_attribute_as_text(&self) -> bool {
+        self.include.is_empty()
+            && self.exclude.is_empty()
+            && self.typed.is_empty()
+            && !self.include_core
+            && !self.include_content
+    }
+
     fn picked(&self, name: &str) -> bool {
         (self.include.is_empty() || self.include.matches(name)) && !self.exclude.matches(name)
     }
@@ -269,6 +279,9 @@ impl AttributesToJson {
     /// The flat object, written straight into text: attributes come in key
     /// order already, so only core fields and content need sorting in.
     fn flat_json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<Vec<u8>, String> {
+        if self.every_attribute_as_text() {
+            return every_attribute_as_text(ff);
+        }
         let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(32);
         for (k, v) in ff.attributes.iter() {
             if self.picked(k) {
@@ -337,6 +350,24 @@ impl AttributesToJson {
         out.push(b'}');
         Ok(out)
     }
+}
+
+/// The flat object of every attribute as a string, written straight from
+/// the map (already in key order, keys unique) into a buffer sized once.
+fn every_attribute_as_text(ff: &FlowFile) -> Result<Vec<u8>, String> {
+    let text: usize = ff.attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    let mut out = Vec::with_capacity(text + 2);
+    out.push(b'{');
+    for (i, (k, v)) in ff.attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(&mut out, k)?;
+        out.push(b':');
+        write_str(&mut out, v)?;
+    }
+    out.push(b'}');
+    Ok(out)
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), String> {
@@ -607,6 +638,23 @@ mod tests {
     /// The flat writer gives exactly the text serde_json gives for the same
     /// object (keys sorted, same escapes and numbers), core fields and
     /// content sorted in among the attributes.
+    #[tokio::test]
+    async fn default_text_is_exactly_serde_jsons_of_the_attributes() {
+        let r = runner("{}");
+        let attrs = [
+            ("zz", "last"),
+            ("a\"k", "x\ty\u{7f}é"),
+            ("n", "-12"),
+            ("syslog.message", "say \"hi\" \\ and 32 bytes or more, to cross a chunk"),
+            ("u", "é\u{7f}🦀\u{1}"),
+        ];
+        r.enqueue("content is not written", &attrs);
+        r.run_once().await.unwrap();
+        let out = r.take(SUCCESS);
+        let want: std::collections::BTreeMap<&str, &str> = attrs.into_iter().collect();
+        assert_eq!(TestRunner::text(&out[0]), serde_json::to_string(&want).unwrap());
+    }
+
     #[tokio::test]
     async fn flat_text_is_exactly_serde_jsons() {
         let r = runner("include_core: true\ninclude_content: true\ntyped: [n, f, b]");

@@ -82,6 +82,22 @@ async fn serve(flow: &str) -> Result<()> {
             .iter()
             .map(|s| s.flowfiles_in.load(Ordering::Relaxed))
             .sum();
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            let per: Vec<String> = ["listen", "tag", "route", "json", "save"]
+                .iter()
+                .filter_map(|id| engine.node(id))
+                .map(|n| {
+                    let s = n.context().stats();
+                    format!(
+                        "{}:{}/{}",
+                        n.id(),
+                        s.flowfiles_in.load(Ordering::Relaxed),
+                        s.invocations.load(Ordering::Relaxed)
+                    )
+                })
+                .collect();
+            eprintln!("{}", per.join(" "));
+        }
         println!("count {n} {}", dropped.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
