@@ -320,7 +320,8 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
         _ => (DEFAULT_PRI >> 3, DEFAULT_PRI & 7),
     };
     let pri = usize::from(facility) * 8 + usize::from(severity);
-    // Host, app, process and message ids repeat across messages: shared.
+    // Host and app names and message ids repeat across messages: shared.
+    // Process ids and structured-data values are often one-offs: copied.
     let text = |attrs: &mut Vec<(AttrStr, AttrStr)>,
                 values: &mut Interner,
                 key: &AttrStr,
@@ -346,10 +347,13 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
     attrs.push((k.priority.clone(), k.priorities[pri].clone()));
     match &msg.procid {
         Some(ProcId::PID(p)) => {
-            let mut digits = [0u8; 20];
-            attrs.push((k.procid.clone(), values.get(decimal(*p, &mut digits))));
+            attrs.push((k.procid.clone(), AttrStr::from(p.to_string())));
         }
-        Some(ProcId::Name(n)) => text(attrs, values, &k.procid, Some(n)),
+        Some(ProcId::Name(n)) => {
+            if !n.is_empty() && *n != "-" {
+                attrs.push((k.procid.clone(), AttrStr::from(*n)));
+            }
+        }
         None => {}
     }
     let sd_start = attrs.len();
@@ -361,7 +365,7 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
             key.push_str(element.id);
             key.push('.');
             key.push_str(name);
-            attrs.push((values.get(&key), values.get(&value)));
+            attrs.push((values.get(&key), AttrStr::from(value)));
         }
     }
     attrs[sd_start..].sort_by(|a, b| a.0.cmp(&b.0));
@@ -386,26 +390,6 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
             .unwrap_or_else(|| AttrStr::from(v.to_string()));
         attrs.push((k.version.clone(), value));
     }
-}
-
-/// `n` in decimal, written into `buf` (no allocation).
-fn decimal(n: i32, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    let mut v = n.unsigned_abs();
-    loop {
-        at -= 1;
-        // A digit: `v % 10` is below 10.
-        buf[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
 /// The attributes of a message that went to `invalid`: why, as `syslog.error`.
