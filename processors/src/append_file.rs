@@ -325,12 +325,14 @@ impl Processor for AppendFile {
         let mut slots: Vec<Option<FlowFile>> = Vec::with_capacity(batch.len());
         let mut scratch = String::new();
         for mut ff in batch {
-            let target = self.group_of(&ff, &mut groups, &mut scratch).and_then(|gi| {
-                session
-                    .read(&ff)
-                    .map(|data| (gi, data))
-                    .map_err(|e| e.message)
-            });
+            let target = self
+                .group_of(&ff, &mut groups, &mut scratch)
+                .and_then(|gi| {
+                    session
+                        .read(&ff)
+                        .map(|data| (gi, data))
+                        .map_err(|e| e.message)
+                });
             match target {
                 Ok((gi, data)) => {
                     let g = &mut groups[gi];

@@ -144,7 +144,10 @@ impl ProcessorType for AttributesToJsonType {
                 .transpose()?,
             nested: props.bool("nested")?,
             include_content: props.bool("include_content")?,
-            mime: (AttrStr::from("mime.type"), AttrStr::from("application/json")),
+            mime: (
+                AttrStr::from("mime.type"),
+                AttrStr::from("application/json"),
+            ),
         }))
     }
     fn example(&self) -> &'static str {
@@ -355,7 +358,11 @@ impl AttributesToJson {
 /// The flat object of every attribute as a string, written straight from
 /// the map (already in key order, keys unique) into a buffer sized once.
 fn every_attribute_as_text(ff: &FlowFile) -> Result<Vec<u8>, String> {
-    let text: usize = ff.attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    let text: usize = ff
+        .attributes
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 6)
+        .sum();
     let mut out = Vec::with_capacity(text + 2);
     out.push(b'{');
     for (i, (k, v)) in ff.attributes.iter().enumerate() {
@@ -433,7 +440,8 @@ impl Processor for AttributesToJson {
                         ff.attributes.insert(name.as_str(), text.as_ref());
                     } else {
                         session.write(&mut ff, text);
-                        ff.attributes.insert(self.mime.0.clone(), self.mime.1.clone());
+                        ff.attributes
+                            .insert(self.mime.0.clone(), self.mime.1.clone());
                     }
                     session.transfer(ff, SUCCESS);
                 }
@@ -645,14 +653,20 @@ mod tests {
             ("zz", "last"),
             ("a\"k", "x\ty\u{7f}é"),
             ("n", "-12"),
-            ("syslog.message", "say \"hi\" \\ and 32 bytes or more, to cross a chunk"),
+            (
+                "syslog.message",
+                "say \"hi\" \\ and 32 bytes or more, to cross a chunk",
+            ),
             ("u", "é\u{7f}🦀\u{1}"),
         ];
         r.enqueue("content is not written", &attrs);
         r.run_once().await.unwrap();
         let out = r.take(SUCCESS);
         let want: std::collections::BTreeMap<&str, &str> = attrs.into_iter().collect();
-        assert_eq!(TestRunner::text(&out[0]), serde_json::to_string(&want).unwrap());
+        assert_eq!(
+            TestRunner::text(&out[0]),
+            serde_json::to_string(&want).unwrap()
+        );
     }
 
     #[tokio::test]

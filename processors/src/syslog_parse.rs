@@ -349,12 +349,10 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
         Some(ProcId::PID(p)) => {
             attrs.push((k.procid.clone(), AttrStr::from(p.to_string())));
         }
-        Some(ProcId::Name(n)) => {
-            if !n.is_empty() && *n != "-" {
-                attrs.push((k.procid.clone(), AttrStr::from(*n)));
-            }
+        Some(ProcId::Name(n)) if !n.is_empty() && *n != "-" => {
+            attrs.push((k.procid.clone(), AttrStr::from(*n)));
         }
-        None => {}
+        Some(ProcId::Name(_)) | None => {}
     }
     let sd_start = attrs.len();
     let mut key = String::new();
@@ -409,13 +407,12 @@ mod tests {
 
     fn parse_with(zone: Zone, raw: &[u8]) -> Result<(BTreeMap<String, String>, Bytes), ParseError> {
         let mut attrs = Vec::new();
-        let body =
-            SyslogParser::new(zone).parse(
-                &Bytes::copy_from_slice(raw),
-                now(),
-                &mut Interner::default(),
-                &mut attrs,
-            )?;
+        let body = SyslogParser::new(zone).parse(
+            &Bytes::copy_from_slice(raw),
+            now(),
+            &mut Interner::default(),
+            &mut attrs,
+        )?;
         Ok((
             attrs
                 .into_iter()

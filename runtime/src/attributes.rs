@@ -43,28 +43,28 @@ fn find<V>(entries: &[(AttrStr, V)], key: &str) -> Result<usize, usize> {
 /// where a call to `memcmp` per comparison costs more than the comparing.
 #[must_use]
 #[inline]
-pub fn compare_keys(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let common = a.len().min(b.len());
-    let mut i = 0;
-    while i + 8 <= common {
-        let mut x = [0u8; 8];
-        let mut y = [0u8; 8];
-        x.copy_from_slice(&a[i..i + 8]);
-        y.copy_from_slice(&b[i..i + 8]);
+pub fn compare_keys(left: &str, right: &str) -> Ordering {
+    let (left, right) = (left.as_bytes(), right.as_bytes());
+    let common = left.len().min(right.len());
+    let mut at = 0;
+    while at + 8 <= common {
+        let mut word_l = [0u8; 8];
+        let mut word_r = [0u8; 8];
+        word_l.copy_from_slice(&left[at..at + 8]);
+        word_r.copy_from_slice(&right[at..at + 8]);
         // Big-endian: the first differing byte decides, as bytewise.
-        match u64::from_be_bytes(x).cmp(&u64::from_be_bytes(y)) {
-            Ordering::Equal => i += 8,
+        match u64::from_be_bytes(word_l).cmp(&u64::from_be_bytes(word_r)) {
+            Ordering::Equal => at += 8,
             other => return other,
         }
     }
-    while i < common {
-        match a[i].cmp(&b[i]) {
-            Ordering::Equal => i += 1,
+    while at < common {
+        match left[at].cmp(&right[at]) {
+            Ordering::Equal => at += 1,
             other => return other,
         }
     }
-    a.len().cmp(&b.len())
+    left.len().cmp(&right.len())
 }
 
 impl Attributes {

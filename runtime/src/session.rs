@@ -459,16 +459,15 @@ impl ProcessSession {
                 }
             }
             if out.connections.is_empty() {
-                self.event(
-                    EventKind::Drop,
-                    &ff,
-                    Vec::new(),
-                    || format!("auto-terminated `{}`", out.relationship),
-                );
+                self.event(EventKind::Drop, &ff, Vec::new(), || {
+                    format!("auto-terminated `{}`", out.relationship)
+                });
                 terminated.push(ff);
                 continue;
             }
-            self.event(EventKind::Route, &ff, Vec::new(), || out.relationship.clone());
+            self.event(EventKind::Route, &ff, Vec::new(), || {
+                out.relationship.clone()
+            });
             let ff_id = ff.id;
             let last = out.connections.len() - 1;
             let mut ff = Some(ff);

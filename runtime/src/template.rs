@@ -586,7 +586,10 @@ mod tests {
         let a = attrs();
         let t = Template::compile("{{syslog.hostname}}", Escape::None).unwrap();
         let shared = t.render_shared(&a, None).unwrap();
-        assert!(Arc::ptr_eq(&shared, a.get_shared("syslog.hostname").unwrap()));
+        assert!(Arc::ptr_eq(
+            &shared,
+            a.get_shared("syslog.hostname").unwrap()
+        ));
         // What needs escaping is rendered, not shared.
         let mut b = attrs();
         b.insert("q", "say \"hi\"");

@@ -52,7 +52,7 @@ const SINKS: &[&str] = &["save"];
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::env::var("BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2))
+        .worker_threads(workers())
         .enable_all()
         .build()?;
     match args.first().map(String::as_str) {
@@ -60,6 +60,16 @@ fn main() -> Result<()> {
         None => rt.block_on(compare()),
         Some(other) => bail!("unknown argument {other}; run without arguments"),
     }
+}
+
+/// Worker threads of the runtime (`BENCH_WORKERS`, default 2 as on this
+/// machine). The serve child inherits the variable.
+fn workers() -> usize {
+    std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2)
 }
 
 /// Child mode: runs a flow and prints the number of FlowFiles that reached
@@ -500,8 +510,16 @@ async fn compare() -> Result<()> {
     );
     println!(
         "{:<30} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8}",
-        "scenario", "sluice/s", "sluice RSS", "s cpu/msg", "rsyslog/s", "rsys RSS", "r cpu/msg",
-        "speed x", "memory x", "cpu x"
+        "scenario",
+        "sluice/s",
+        "sluice RSS",
+        "s cpu/msg",
+        "rsyslog/s",
+        "rsys RSS",
+        "r cpu/msg",
+        "speed x",
+        "memory x",
+        "cpu x"
     );
     let only = std::env::var("BENCH_SCENARIOS").ok();
     for (name, key, mode, format, count) in scenarios {
