@@ -1,11 +1,11 @@
-//! FlowFile attributes: a shared sorted base plus a small list of changes.
+//! FlowFile attributes: a shared sorted base plus a short list of changes.
 //!
-//! Both parts are shared and immutable: cloning an [`Attributes`] is two
-//! reference-count increments, so forking a FlowFile to several connections
-//! or keeping the original for rollback costs next to nothing, and a
-//! processor that sets one or two attributes does not copy the whole map: a
-//! write makes a new change list (a few entries), which is folded into a new
-//! base once it holds more than [`FOLD_AT`] entries. Keys
+//! Both parts are shared and immutable: cloning an [`Attributes`] is one or
+//! two reference-count increments, so forking a FlowFile to several
+//! connections or keeping the original for rollback costs next to nothing.
+//! A write does not copy the map, nor the changes made before it: it adds
+//! one node (key, value, and a link to the older changes) in front of the
+//! list. Past [`FOLD_AT`] changes the list is folded into a new base. Keys
 //! and values are `Arc<str>`: a processor that sets the same key on every
 //! FlowFile builds the key once and shares it.
 
@@ -26,13 +26,24 @@ const FOLD_AT: usize = 8;
 pub struct Attributes {
     /// Sorted by key, keys unique; shared by clones.
     base: Arc<[(AttrStr, AttrStr)]>,
-    /// Changes on top of `base`, sorted by key, keys unique: `Some` sets,
-    /// `None` removes (only keys that `base` has). Shared by clones.
-    delta: Arc<[Change]>,
+    /// Changes on top of `base`, newest first; shared by clones.
+    changes: Option<Arc<Change>>,
 }
 
 /// One change on top of the base.
-type Change = (AttrStr, Option<AttrStr>);
+struct Change {
+    key: AttrStr,
+    /// `Some` sets, `None` removes.
+    value: Option<AttrStr>,
+    /// The changes made before this one.
+    older: Option<Arc<Change>>,
+    /// Changes in the list from this one on (this one included).
+    depth: usize,
+}
+
+/// The newest change of each key, sorted by key. A list holds at most
+/// `FOLD_AT` changes, and `FOLD_AT + 1` for the moment before it is folded.
+type Latest<'a> = [Option<(&'a AttrStr, Option<&'a AttrStr>)>; FOLD_AT + 1];
 
 fn find<V>(entries: &[(AttrStr, V)], key: &str) -> Result<usize, usize> {
     entries.binary_search_by(|(k, _)| compare_keys(k, key))
@@ -83,10 +94,22 @@ impl Attributes {
     /// The shared value of `key`, if set (clone it to reuse without copying).
     #[must_use]
     pub fn get_shared(&self, key: &str) -> Option<&AttrStr> {
-        match find(&self.delta, key) {
-            Ok(i) => self.delta[i].1.as_ref(),
-            Err(_) => find(&self.base, key).ok().map(|i| &self.base[i].1),
+        match self.change_of(key) {
+            Some(c) => c.value.as_ref(),
+            None => find(&self.base, key).ok().map(|i| &self.base[i].1),
         }
+    }
+
+    /// The newest change of `key`, if it was changed.
+    fn change_of(&self, key: &str) -> Option<&Change> {
+        let mut next = self.changes.as_deref();
+        while let Some(c) = next {
+            if c.key.as_ref() == key {
+                return Some(c);
+            }
+            next = c.older.as_deref();
+        }
+        None
     }
 
     /// Whether `key` is set.
@@ -103,38 +126,28 @@ impl Attributes {
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<AttrStr> {
         let old = self.get_shared(key)?.clone();
-        match find(&self.base, key) {
-            Ok(i) => {
-                let k = self.base[i].0.clone();
-                self.set(k, None);
-            }
-            Err(_) => {
-                if let Ok(i) = find(&self.delta, key) {
-                    let old = &self.delta;
-                    self.delta = old[..i].iter().chain(&old[i + 1..]).cloned().collect();
-                }
-            }
-        }
+        // The key is set, so the base or a change holds it: share that one.
+        let shared = match self.change_of(key) {
+            Some(c) => c.key.clone(),
+            None => match find(&self.base, key) {
+                Ok(i) => self.base[i].0.clone(),
+                Err(_) => AttrStr::from(key),
+            },
+        };
+        self.set(shared, None);
         Some(old)
     }
 
-    /// Records one change: a new change list with it in its place.
+    /// Records one change in front of the others.
     fn set(&mut self, key: AttrStr, value: Option<AttrStr>) {
-        let old = &self.delta;
-        let (at, replace) = match find(old, &key) {
-            Ok(i) => (i, true),
-            Err(i) => (i, false),
-        };
-        let after = if replace { at + 1 } else { at };
-        // Exact-size iterators: collected with one allocation.
-        let delta: Arc<[Change]> = old[..at]
-            .iter()
-            .cloned()
-            .chain(std::iter::once((key, value)))
-            .chain(old[after..].iter().cloned())
-            .collect();
-        self.delta = delta;
-        if self.delta.len() > FOLD_AT {
+        let depth = self.changes.as_ref().map_or(0, |c| c.depth) + 1;
+        self.changes = Some(Arc::new(Change {
+            key,
+            value,
+            older: self.changes.take(),
+            depth,
+        }));
+        if depth > FOLD_AT {
             self.fold();
         }
     }
@@ -146,7 +159,30 @@ impl Attributes {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.base = merged;
-        self.delta = Arc::default();
+        self.changes = None;
+    }
+
+    /// The newest change of each changed key, in key order, and how many.
+    fn latest(&self) -> (Latest<'_>, usize) {
+        let mut out: Latest<'_> = [None; FOLD_AT + 1];
+        let mut n = 0;
+        let mut next = self.changes.as_deref();
+        while let Some(c) = next {
+            let seen = out[..n]
+                .iter()
+                .flatten()
+                .any(|(k, _)| k.as_ref() == c.key.as_ref());
+            if !seen && n < out.len() {
+                out[n] = Some((&c.key, c.value.as_ref()));
+                n += 1;
+            }
+            next = c.older.as_deref();
+        }
+        out[..n].sort_by(|a, b| match (a, b) {
+            (Some((x, _)), Some((y, _))) => compare_keys(x, y),
+            _ => Ordering::Equal,
+        });
+        (out, n)
     }
 
     /// Sets every pair of `other`, overwriting.
@@ -163,9 +199,12 @@ impl Attributes {
 
     /// Iterates the shared keys and values in key order.
     pub fn iter_shared(&self) -> impl Iterator<Item = (&AttrStr, &AttrStr)> {
+        let (latest, len) = self.latest();
         Merge {
             base: &self.base,
-            delta: &self.delta,
+            latest,
+            at: 0,
+            len,
         }
     }
 
@@ -173,7 +212,8 @@ impl Attributes {
     #[must_use]
     pub fn len(&self) -> usize {
         let mut n = self.base.len();
-        for (k, v) in self.delta.iter() {
+        let (latest, len) = self.latest();
+        for (k, v) in latest[..len].iter().flatten() {
             match (find(&self.base, k).is_ok(), v.is_some()) {
                 (false, true) => n += 1,
                 (true, false) => n -= 1,
@@ -199,7 +239,9 @@ impl Attributes {
 /// The base and the changes merged, in key order.
 struct Merge<'a> {
     base: &'a [(AttrStr, AttrStr)],
-    delta: &'a [(AttrStr, Option<AttrStr>)],
+    latest: Latest<'a>,
+    at: usize,
+    len: usize,
 }
 
 impl<'a> Iterator for Merge<'a> {
@@ -207,7 +249,12 @@ impl<'a> Iterator for Merge<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let order = match (self.base.first(), self.delta.first()) {
+            let change = if self.at < self.len {
+                self.latest[self.at]
+            } else {
+                None
+            };
+            let order = match (self.base.first(), change) {
                 (None, None) => return None,
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
@@ -221,16 +268,15 @@ impl<'a> Iterator for Merge<'a> {
             if order == Ordering::Equal {
                 self.base = &self.base[1..];
             }
-            let (k, v) = &self.delta[0];
-            self.delta = &self.delta[1..];
-            if let Some(v) = v {
+            self.at += 1;
+            if let Some((k, Some(v))) = change {
                 return Some((k, v));
             }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.base.len() + self.delta.len()))
+        (0, Some(self.base.len() + self.len - self.at.min(self.len)))
     }
 }
 
@@ -256,7 +302,7 @@ impl<K: Into<AttrStr>, V: Into<AttrStr>> FromIterator<(K, V)> for Attributes {
         {
             return Self {
                 base: pairs.into(),
-                delta: Arc::default(),
+                changes: None,
             };
         }
         // The last value of a key wins: reversed, a stable sort puts it
@@ -266,7 +312,7 @@ impl<K: Into<AttrStr>, V: Into<AttrStr>> FromIterator<(K, V)> for Attributes {
         pairs.dedup_by(|later, first| later.0 == first.0);
         Self {
             base: pairs.into(),
-            delta: Arc::default(),
+            changes: None,
         }
     }
 }
@@ -325,7 +371,7 @@ mod tests {
     fn removing_a_missing_key_changes_nothing() {
         let mut a: Attributes = [("k", "v")].into_iter().collect();
         assert_eq!(a.remove("nope"), None);
-        assert!(a.delta.is_empty());
+        assert!(a.changes.is_none());
     }
 
     #[test]
@@ -367,7 +413,7 @@ mod tests {
             }
             assert_eq!(a.get(&key), model.get(&key).map(String::as_str));
             assert_eq!(a.len(), model.len());
-            assert!(a.delta.len() <= FOLD_AT);
+            assert!(a.changes.as_ref().map_or(0, |c| c.depth) <= FOLD_AT);
         }
         let want: Vec<(&str, &str)> = model
             .iter()
