@@ -431,8 +431,8 @@ struct ListenSyslog {
 }
 
 impl ListenSyslog {
-    /// One message as a FlowFile on its relationship. `attrs` and `own`
-    /// are scratch space kept across messages.
+    /// One message as a FlowFile on its relationship. `scratch` is reused
+    /// from message to message.
     fn emit(
         &self,
         m: Received,
