@@ -36,8 +36,15 @@ connections:
     );
     let spec = parse_flow(&yaml, std::path::Path::new("bp.yaml"), &registry, &|_| None).unwrap();
     let engine = Engine::start(spec, EngineOptions::default()).await.unwrap();
-    // Stall the sink.
+    // Stall the sink, and wait for a trigger it had started to end: such a
+    // trigger still takes a batch, which would let the source run again
+    // after the queue first looked full (seen on a loaded CI machine).
     engine.set_running("sink", false);
+    let sink = engine.node("sink").unwrap().context().stats().clone();
+    wait_until("sink idle", Duration::from_secs(5), || {
+        sink.active_tasks.load(Ordering::SeqCst) == 0
+    })
+    .await;
     let conn = engine.connection("src.success->sink").unwrap().clone();
     wait_until("back-pressure", Duration::from_secs(20), || {
         conn.is_back_pressured()
