@@ -522,6 +522,13 @@ async fn compare() -> Result<()> {
         "cpu x"
     );
     let only = std::env::var("BENCH_SCENARIOS").ok();
+    // Rounds per scenario, Sluice and rsyslog alternating: on a shared
+    // machine the median of a few rounds is the figure to quote.
+    let repeat: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
     for (name, key, mode, format, count) in scenarios {
         if only
             .as_ref()
@@ -529,25 +536,54 @@ async fn compare() -> Result<()> {
         {
             continue;
         }
-        let s = run_sluice(mode, format, count).await?;
-        let r = run_rsyslog(mode, format, count).await?;
-        println!(
-            "{:<30} {:>10.0} {:>8.1}MB {:>7.2}us {:>10.0} {:>8.1}MB {:>7.2}us {:>8.2} {:>8.2} {:>8.2}",
-            name,
-            s.rate(),
-            s.peak_rss as f64 / 1e6,
-            s.cpu_per_msg_us(),
-            r.rate(),
-            r.peak_rss as f64 / 1e6,
-            r.cpu_per_msg_us(),
-            s.rate() / r.rate(),
-            s.peak_rss as f64 / r.peak_rss as f64,
-            s.cpu_per_msg_us() / r.cpu_per_msg_us()
-        );
-        if mode == Mode::Udp {
+        let mut ratios: Vec<[f64; 3]> = Vec::new();
+        for round in 1..=repeat {
+            let s = run_sluice(mode, format, count).await?;
+            let r = run_rsyslog(mode, format, count).await?;
+            let ratio = [
+                s.rate() / r.rate(),
+                s.peak_rss as f64 / r.peak_rss as f64,
+                s.cpu_per_msg_us() / r.cpu_per_msg_us(),
+            ];
+            ratios.push(ratio);
+            let label = if repeat > 1 {
+                format!("{name} #{round}")
+            } else {
+                name.to_string()
+            };
             println!(
-                "{:<30} delivered: sluice {} / {count}, rsyslog {} / {count}",
-                "", s.delivered, r.delivered
+                "{:<30} {:>10.0} {:>8.1}MB {:>7.2}us {:>10.0} {:>8.1}MB {:>7.2}us {:>8.2} {:>8.2} {:>8.2}",
+                label,
+                s.rate(),
+                s.peak_rss as f64 / 1e6,
+                s.cpu_per_msg_us(),
+                r.rate(),
+                r.peak_rss as f64 / 1e6,
+                r.cpu_per_msg_us(),
+                ratio[0],
+                ratio[1],
+                ratio[2]
+            );
+            if mode == Mode::Udp {
+                println!(
+                    "{:<30} delivered: sluice {} / {count}, rsyslog {} / {count}",
+                    "", s.delivered, r.delivered
+                );
+            }
+        }
+        if repeat > 1 {
+            let median = |i: usize| {
+                let mut v: Vec<f64> = ratios.iter().map(|r| r[i]).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            println!(
+                "{:<30} {:>68} {:>8.2} {:>8.2} {:>8.2}",
+                format!("{name}: median of {repeat}"),
+                "",
+                median(0),
+                median(1),
+                median(2)
             );
         }
     }
