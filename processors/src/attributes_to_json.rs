@@ -267,7 +267,7 @@ impl AttributesToJson {
 
     /// The default and most common case: all attributes, as strings,
     /// nothing else.
-    fn every_attribute_as_text(&self) -> bool {
+    fn writes_every_attribute_as_text(&self) -> bool {
         self.include.is_empty()
             && self.exclude.is_empty()
             && self.typed.is_empty()
@@ -282,7 +282,7 @@ impl AttributesToJson {
     /// The flat object, written straight into text: attributes come in key
     /// order already, so only core fields and content need sorting in.
     fn flat_json(&self, session: &ProcessSession, ff: &FlowFile) -> Result<Vec<u8>, String> {
-        if self.every_attribute_as_text() {
+        if self.writes_every_attribute_as_text() {
             return every_attribute_as_text(ff);
         }
         let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(32);

@@ -199,7 +199,7 @@ impl ProcessSession {
         &mut self,
         kind: EventKind,
         ff: &FlowFile,
-        parents: Vec<u64>,
+        parents: &[u64],
         details: impl FnOnce() -> String,
     ) {
         if self.io.provenance.enabled() {
@@ -208,7 +208,7 @@ impl ProcessSession {
                 time: now_millis(),
                 kind,
                 flowfile: ff.id,
-                parents,
+                parents: parents.to_vec(),
                 component: self.io.id.clone(),
                 details: details(),
                 attributes: ff.attributes.clone(),
@@ -226,7 +226,7 @@ impl ProcessSession {
     pub fn create(&mut self) -> FlowFile {
         let ff = FlowFile::new();
         self.track_new(&ff);
-        self.event(EventKind::Create, &ff, Vec::new(), String::new);
+        self.event(EventKind::Create, &ff, &[], String::new);
         ff
     }
 
@@ -255,7 +255,7 @@ impl ProcessSession {
     pub fn create_child(&mut self, parent: &FlowFile) -> FlowFile {
         let ff = parent.child();
         self.track_new(&ff);
-        self.event(EventKind::Fork, &ff, vec![parent.id], String::new);
+        self.event(EventKind::Fork, &ff, &[parent.id], String::new);
         ff
     }
 
@@ -266,8 +266,8 @@ impl ProcessSession {
             ff.lineage_start = oldest;
         }
         self.track_new(&ff);
-        let ids = parents.iter().map(|p| p.id).collect();
-        self.event(EventKind::Fork, &ff, ids, || "merge".into());
+        let ids: Vec<u64> = parents.iter().map(|p| p.id).collect();
+        self.event(EventKind::Fork, &ff, &ids, || "merge".into());
         ff
     }
 
@@ -296,7 +296,7 @@ impl ProcessSession {
 
     /// Records that `ff` was delivered to `destination` (SEND event).
     pub fn send(&mut self, ff: &FlowFile, destination: &str) {
-        self.event(EventKind::Send, ff, Vec::new(), || destination.to_string());
+        self.event(EventKind::Send, ff, &[], || destination.to_string());
     }
 
     /// Whether the processor has a relationship of this name.
@@ -414,7 +414,7 @@ impl ProcessSession {
             ));
             return;
         }
-        self.event(EventKind::Drop, &ff, Vec::new(), || "removed".into());
+        self.event(EventKind::Drop, &ff, &[], || "removed".into());
         self.removed.push(ff);
     }
 
@@ -459,15 +459,13 @@ impl ProcessSession {
                 }
             }
             if out.connections.is_empty() {
-                self.event(EventKind::Drop, &ff, Vec::new(), || {
+                self.event(EventKind::Drop, &ff, &[], || {
                     format!("auto-terminated `{}`", out.relationship)
                 });
                 terminated.push(ff);
                 continue;
             }
-            self.event(EventKind::Route, &ff, Vec::new(), || {
-                out.relationship.clone()
-            });
+            self.event(EventKind::Route, &ff, &[], || out.relationship.clone());
             let ff_id = ff.id;
             let last = out.connections.len() - 1;
             let mut ff = Some(ff);
@@ -485,7 +483,7 @@ impl ProcessSession {
                 if ci != last {
                     // A copy for another connection, linked to the original
                     // so provenance follows both.
-                    self.event(EventKind::Fork, &copy, vec![ff_id], || {
+                    self.event(EventKind::Fork, &copy, &[ff_id], || {
                         format!("clone to {}", conn.id())
                     });
                 }
