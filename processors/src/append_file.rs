@@ -535,19 +535,7 @@ mod tests {
         assert_eq!(ok, vec![first, after]);
         assert!(r.take(FAILURE).is_empty(), "disk full is not a failure");
         assert_eq!(read(&good), "fits\nlater\n");
-        assert_eq!(
-            r.ctx
-                .counter("appendfile.retries")
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
-        assert!(
-            r.ctx
-                .stats()
-                .bulletins()
-                .iter()
-                .any(|b| b.message.contains("kept in the queue"))
-        );
+        crate::put_file::assert_requeued_transient(&r, "appendfile.retries", 1);
         let back = r.take_input();
         assert_eq!(back.iter().map(|f| f.id).collect::<Vec<_>>(), vec![full]);
         assert!(back[0].penalized_until > sluice_runtime::now_millis());

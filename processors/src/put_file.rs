@@ -125,6 +125,29 @@ pub(crate) fn requeue_transient(
     ctx.yield_for(ctx.scheduling().yield_duration);
 }
 
+/// Test check of [`requeue_transient`]: `counter` reads `retries` and the
+/// operator was told the FlowFiles stay queued.
+#[cfg(test)]
+pub(crate) fn assert_requeued_transient(
+    r: &sluice_runtime::testing::TestRunner,
+    counter: &str,
+    retries: u64,
+) {
+    assert_eq!(
+        r.ctx
+            .counter(counter)
+            .load(std::sync::atomic::Ordering::Relaxed),
+        retries
+    );
+    assert!(
+        r.ctx
+            .stats()
+            .bulletins()
+            .iter()
+            .any(|b| b.message.contains("kept in the queue"))
+    );
+}
+
 /// The `permissions` property, when set, must be an octal mode (PutFile and AppendFile).
 pub(crate) fn validate_permissions(props: &Properties) -> Vec<PropertyError> {
     match props.str_opt("permissions") {
@@ -842,19 +865,7 @@ mod tests {
         assert!(r.take(FAILURE).is_empty(), "disk full is not a failure");
         // `big` and the one after it wait in the queue, penalised, in order.
         assert_eq!(r.input_queued(), 2);
-        assert_eq!(
-            r.ctx
-                .counter("putfile.retries")
-                .load(std::sync::atomic::Ordering::Relaxed),
-            2
-        );
-        assert!(
-            r.ctx
-                .stats()
-                .bulletins()
-                .iter()
-                .any(|b| b.message.contains("kept in the queue"))
-        );
+        assert_requeued_transient(&r, "putfile.retries", 2);
         assert_eq!(
             listing(fs_.0.path()),
             vec!["small"],
