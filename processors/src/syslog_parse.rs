@@ -30,7 +30,9 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, Offset, SecondsFormat, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, Local, NaiveDate, Offset, SecondsFormat, Timelike, Utc,
+};
 use sluice_runtime::AttrStr;
 use syslog_loose::{IncompleteDate, Message, ProcId, Variant};
 
@@ -347,7 +349,15 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
     attrs.push((k.priority.clone(), k.priorities[pri].clone()));
     match &msg.procid {
         Some(ProcId::PID(p)) => {
-            attrs.push((k.procid.clone(), AttrStr::from(p.to_string())));
+            let value = match u64::try_from(*p) {
+                Ok(n) => {
+                    let mut text = Text::default();
+                    text.number(n, 1);
+                    text.shared()
+                }
+                Err(_) => AttrStr::from(p.to_string()),
+            };
+            attrs.push((k.procid.clone(), value));
         }
         Some(ProcId::Name(n)) if !n.is_empty() && *n != "-" => {
             attrs.push((k.procid.clone(), AttrStr::from(*n)));
@@ -355,7 +365,7 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
         Some(ProcId::Name(_)) | None => {}
     }
     let sd_start = attrs.len();
-    let mut key = String::new();
+    let mut key = String::with_capacity(64);
     for element in &msg.structured_data {
         for (name, value) in element.params() {
             key.clear();
@@ -376,10 +386,7 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
         k.severity_names[usize::from(severity)].clone(),
     ));
     if let Some(ts) = msg.timestamp {
-        attrs.push((
-            k.timestamp.clone(),
-            AttrStr::from(ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-        ));
+        attrs.push((k.timestamp.clone(), rfc3339(&ts)));
     }
     if let syslog_loose::Protocol::RFC5424(v) = msg.protocol {
         let value = usize::try_from(v)
@@ -388,6 +395,103 @@ fn push_fields(msg: &Message<&str>, values: &mut Interner, attrs: &mut Vec<(Attr
             .unwrap_or_else(|| AttrStr::from(v.to_string()));
         attrs.push((k.version.clone(), value));
     }
+}
+
+/// Short text built on the stack: numbers and timestamps become an attribute
+/// value with one allocation, not a `String` and then a copy.
+struct Text {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Self {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl Text {
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// `n` (below 100) as two digits.
+    fn two(&mut self, n: u32) {
+        self.byte(b'0' + (n / 10 % 10) as u8);
+        self.byte(b'0' + (n % 10) as u8);
+    }
+
+    /// `n` in decimal, zero-padded to at least `width` digits.
+    fn number(&mut self, mut n: u64, width: usize) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        while n > 0 || digits.len() - i < width.max(1) {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        for &d in &digits[i..] {
+            self.byte(d);
+        }
+    }
+
+    fn shared(&self) -> AttrStr {
+        // Only ASCII digits and punctuation are ever written.
+        AttrStr::from(std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default())
+    }
+}
+
+/// `ts` in RFC 3339, exactly as chrono's `to_rfc3339_opts(AutoSi, true)`
+/// writes it (fraction of 0, 3, 6 or 9 digits, `Z` for UTC), without its
+/// intermediate `String`. Years outside 0..=9999, leap seconds and offsets
+/// with seconds are left to chrono.
+fn rfc3339(ts: &DateTime<FixedOffset>) -> AttrStr {
+    let offset = ts.offset().local_minus_utc();
+    let nanos = ts.nanosecond();
+    if !(0..=9999).contains(&ts.year()) || nanos >= 1_000_000_000 || offset % 60 != 0 {
+        return AttrStr::from(ts.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+    }
+    let local = ts.naive_local();
+    let mut t = Text::default();
+    let year = local.year().unsigned_abs();
+    t.two(year / 100);
+    t.two(year % 100);
+    for (sep, n) in [
+        (b'-', local.month()),
+        (b'-', local.day()),
+        (b'T', local.hour()),
+        (b':', local.minute()),
+        (b':', local.second()),
+    ] {
+        t.byte(sep);
+        t.two(n);
+    }
+    if nanos != 0 {
+        t.byte(b'.');
+        if nanos % 1_000_000 == 0 {
+            t.number(u64::from(nanos / 1_000_000), 3);
+        } else if nanos % 1_000 == 0 {
+            t.number(u64::from(nanos / 1_000), 6);
+        } else {
+            t.number(u64::from(nanos), 9);
+        }
+    }
+    if offset == 0 {
+        t.byte(b'Z');
+    } else {
+        t.byte(if offset < 0 { b'-' } else { b'+' });
+        let minutes = offset.unsigned_abs() / 60;
+        t.two(minutes / 60);
+        t.byte(b':');
+        t.two(minutes % 60);
+    }
+    t.shared()
 }
 
 /// The attributes of a message that went to `invalid`: why, as `syslog.error`.
@@ -580,5 +684,47 @@ mod tests {
         );
         assert!(Zone::parse("Europe/Paris").is_err());
         assert!(Zone::parse("+25:00").is_err());
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// The timestamp text is chrono's, byte for byte: every year of
+        /// 0..=9999, every kind of fraction, whole-minute offsets either way
+        /// and the fallbacks (other years, leap seconds, offsets with seconds).
+        #[test]
+        fn timestamps_are_written_as_chrono_writes_them(
+            secs in -62_167_219_200i64..253_402_300_800,
+            nanos in proptest::prop_oneof![
+                proptest::strategy::Just(0u32),
+                (1u32..1000).prop_map(|n| n * 1_000_000),
+                (1u32..1_000_000).prop_map(|n| n * 1_000),
+                0u32..1_000_000_000,
+                1_000_000_000u32..2_000_000_000,
+            ],
+            offset in proptest::prop_oneof![
+                proptest::strategy::Just(0i32),
+                (-1439i32..=1439).prop_map(|m| m * 60),
+                -86_399i32..86_400,
+            ],
+            far in proptest::bool::weighted(0.05),
+        ) {
+            let secs = if far { secs * 3 } else { secs };
+            let zone = FixedOffset::east_opt(offset).unwrap();
+            if let Some(utc) = DateTime::from_timestamp(secs, nanos) {
+                let ts = utc.with_timezone(&zone);
+                let want = ts.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+                let got = rfc3339(&ts);
+                proptest::prop_assert_eq!(got.as_ref(), want.as_str());
+            }
+        }
+
+        #[test]
+        fn numbers_are_written_in_decimal(n in proptest::num::u64::ANY, width in 0usize..12) {
+            let mut t = Text::default();
+            t.number(n, width);
+            let (got, want) = (t.shared(), format!("{n:0width$}"));
+            proptest::prop_assert_eq!(got.as_ref(), want.as_str());
+        }
     }
 }

@@ -161,8 +161,11 @@ impl ProcessSession {
             let want = max - (out.len() - start_len);
             self.io.inputs[idx].poll_batch(want, out);
             let got = out.len() - before;
+            // Room for them everywhere they go in this session: growing
+            // these one push at a time copied every FlowFile several times.
             self.taken.reserve(got);
             self.open.reserve(got);
+            self.transfers.reserve(got);
             for ff in &out[before..] {
                 self.taken.push((idx, ff.clone()));
                 self.open.insert(ff.id);
@@ -451,7 +454,11 @@ impl ProcessSession {
         // Taps see a FlowFile only once its commit is durable.
         let mut tapped: Vec<(&Tap, FlowFile)> = Vec::new();
         let transfers = std::mem::take(&mut self.transfers);
-        for (oi, ff) in transfers {
+        let total = transfers.len();
+        for (i, (oi, ff)) in transfers.into_iter().enumerate() {
+            // Sized for what is left, once: most sessions send everything to
+            // one connection or one auto-terminated relationship.
+            let left = total - i;
             let out = &io.outputs[oi];
             for (rel, tap) in &io.taps {
                 if *rel == out.relationship {
@@ -462,6 +469,9 @@ impl ProcessSession {
                 self.event(EventKind::Drop, &ff, &[], || {
                     format!("auto-terminated `{}`", out.relationship)
                 });
+                if terminated.capacity() == 0 {
+                    terminated.reserve(left);
+                }
                 terminated.push(ff);
                 continue;
             }
@@ -493,7 +503,7 @@ impl ProcessSession {
                     s
                 } else {
                     targets.push(conn);
-                    batches.push(Vec::new());
+                    batches.push(Vec::with_capacity(left));
                     targets.len() - 1
                 };
                 batches[slot].push(copy);
