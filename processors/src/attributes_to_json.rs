@@ -394,8 +394,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), String> {
 /// Whether `s` holds a byte JSON must escape, eight bytes at a time (SWAR,
 /// see [`marks`]). The words' marks are or-ed and tested once, as escapes
 /// are rare. A tail shorter than eight bytes is read again as the last eight
-/// bytes of `s` (bytes seen twice are harmless); a string shorter than
-/// eight bytes is padded with a byte that needs no escape.
+/// bytes of `s` (bytes seen twice are harmless).
 #[inline]
 fn needs_escape(s: &[u8]) -> bool {
     let word = |b: &[u8]| {
@@ -404,7 +403,8 @@ fn needs_escape(s: &[u8]) -> bool {
         u64::from_le_bytes(w)
     };
     if s.len() < 8 {
-        return marks(padded(s)) != 0;
+        // Short values (numbers, names): a table look-up per byte.
+        return s.iter().fold(false, |any, &b| any | ESCAPED[usize::from(b)]);
     }
     let mut chunks = s.chunks_exact(8);
     let mut marked = 0;
@@ -417,15 +417,18 @@ fn needs_escape(s: &[u8]) -> bool {
     marked != 0
 }
 
-/// Up to seven bytes as the low bytes of a word, the rest `a`.
-#[inline]
-fn padded(rest: &[u8]) -> u64 {
-    let mut word = 0x6161_6161_6161_6161; // "aaaaaaaa"
-    for (i, &b) in rest.iter().enumerate() {
-        word = (word & !(0xff << (8 * i))) | (u64::from(b) << (8 * i));
+/// Bytes JSON must escape in a string: `"`, `\\` and controls below 0x20.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
     }
-    word
-}
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 /// The top bit of each byte of `x` that JSON must escape (`"`, `\\`, a
 /// control character below 0x20), and maybe of bytes above it, but never

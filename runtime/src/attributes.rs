@@ -288,6 +288,25 @@ impl PartialEq for Attributes {
 
 impl Eq for Attributes {}
 
+impl Attributes {
+    /// Takes every pair out of `pairs` (a buffer the caller reuses; its
+    /// capacity stays). Pairs already in key order, each key once, as a
+    /// parser pushes them, are moved straight into the shared map (one
+    /// allocation); others are sorted as by `collect`.
+    pub fn from_drain(pairs: &mut Vec<(AttrStr, AttrStr)>) -> Self {
+        if pairs
+            .windows(2)
+            .all(|w| compare_keys(&w[0].0, &w[1].0) == Ordering::Less)
+        {
+            return Self {
+                base: pairs.drain(..).collect(),
+                changes: None,
+            };
+        }
+        pairs.drain(..).collect()
+    }
+}
+
 impl<K: Into<AttrStr>, V: Into<AttrStr>> FromIterator<(K, V)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut pairs: Vec<(AttrStr, AttrStr)> = iter
@@ -380,6 +399,26 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![("a", "x"), ("b", "3")]);
+    }
+
+    #[test]
+    fn from_drain_empties_the_buffer_and_agrees_with_collect() {
+        let pair = |k: &str, v: &str| (AttrStr::from(k), AttrStr::from(v));
+        for input in [
+            vec![],
+            vec![pair("a", "1"), pair("b", "2"), pair("syslog.x", "3")],
+            vec![pair("b", "1"), pair("a", "x"), pair("b", "2")],
+            vec![pair("a", "1"), pair("a", "2")],
+        ] {
+            let mut buffer = input.clone();
+            let drained = Attributes::from_drain(&mut buffer);
+            assert!(buffer.is_empty());
+            let collected: Attributes = input.into_iter().collect();
+            assert_eq!(
+                drained.iter().collect::<Vec<_>>(),
+                collected.iter().collect::<Vec<_>>()
+            );
+        }
     }
 
     /// Every operation agrees with a plain BTreeMap, through many folds.

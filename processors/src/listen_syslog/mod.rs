@@ -491,7 +491,7 @@ impl ListenSyslog {
             attrs.insert(at, (key, value));
         }
         let mut ff = session.receive(&m.peer.uri);
-        ff.attributes = attrs.drain(..).collect::<Attributes>();
+        ff.attributes = Attributes::from_drain(attrs);
         ff.content = Content::Memory(content);
         session.transfer(ff, rel);
     }
