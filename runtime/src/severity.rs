@@ -17,6 +17,10 @@ pub fn severity_name(n: u8) -> Option<&'static str> {
 /// # Errors
 /// Neither a number 0-7 nor a known name.
 pub fn parse_level(s: &str) -> Result<i64, String> {
+    // What a syslog parser sets: one digit. No lower-case copy for it.
+    if let &[d @ b'0'..=b'7'] = s.as_bytes() {
+        return Ok(i64::from(d - b'0'));
+    }
     let t = s.trim().to_ascii_lowercase();
     if let Ok(n) = t.parse::<i64>() {
         return if (0..=7).contains(&n) {
@@ -52,8 +56,13 @@ mod tests {
     fn names_and_numbers() {
         assert_eq!(parse_level("err"), Ok(3));
         assert_eq!(parse_level("Warning"), Ok(4));
-        assert_eq!(parse_level("7"), Ok(7));
+        for n in 0..=7 {
+            assert_eq!(parse_level(&n.to_string()), Ok(n));
+            assert_eq!(parse_level(&format!(" {n} ")), Ok(n));
+        }
         assert!(parse_level("8").is_err());
+        assert!(parse_level("9").is_err());
+        assert!(parse_level("-1").is_err());
         assert!(parse_level("loud").is_err());
         assert_eq!(severity_name(3), Some("err"));
     }
