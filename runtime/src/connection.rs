@@ -459,6 +459,7 @@ impl Connection {
         c.max(b)
     }
 
+    #[inline]
     fn rank(&self, ff: &FlowFile) -> Rank {
         match &self.settings.prioritizer {
             Prioritizer::Fifo => Rank::Fifo,
@@ -473,6 +474,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn lane_of(&self, ff: &FlowFile) -> usize {
         match &self.settings.when_full {
             WhenFull::Shed { attribute, above } => {
@@ -487,6 +489,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn insert(&self, q: &mut Queue, ff: FlowFile, front: bool, now: u64) {
         q.count += 1;
         q.bytes += ff.queued_bytes();
@@ -595,8 +598,23 @@ impl Connection {
                     sp.swap_out();
                 }
             } else {
+                // The common queue (one first-in first-out lane, nothing to
+                // rank) takes what is not penalised straight at its back.
+                let plain = matches!(self.settings.prioritizer, Prioritizer::Fifo)
+                    && !matches!(self.settings.when_full, WhenFull::Shed { .. });
+                let q = &mut *q;
                 for ff in ffs {
-                    self.insert(&mut q, ff, false, now);
+                    if plain
+                        && !ff.is_penalized(now)
+                        && let [Lane::Fifo(fifo)] = q.lanes.as_mut_slice()
+                    {
+                        q.count += 1;
+                        q.bytes += ff.queued_bytes();
+                        q.back_seq += 1;
+                        fifo.push_back((q.back_seq, ff));
+                    } else {
+                        self.insert(q, ff, false, now);
+                    }
                 }
             }
             if !matches!(
@@ -680,6 +698,21 @@ impl Connection {
                 || q.spill.as_ref().is_some_and(Spill::blocked);
             self.spill_in(&mut q, now);
             Self::release_penalized(&mut q, now, self);
+            // The common queue: one first-in first-out lane, no age limit.
+            // Taken as one run from its front, not a lane choice per FlowFile.
+            if self.settings.expiration.is_none()
+                && let [Lane::Fifo(fifo)] = q.lanes.as_mut_slice()
+            {
+                let n = fifo.len().min(max);
+                let mut bytes = 0;
+                out.extend(fifo.drain(..n).map(|(_, ff)| {
+                    bytes += ff.queued_bytes();
+                    ff
+                }));
+                q.count -= n as u64;
+                q.bytes -= bytes;
+                taken = n;
+            }
             while taken < max {
                 let Some(lane) = Self::best_lane(&q) else {
                     break;
