@@ -404,7 +404,9 @@ fn needs_escape(s: &[u8]) -> bool {
     };
     if s.len() < 8 {
         // Short values (numbers, names): a table look-up per byte.
-        return s.iter().fold(false, |any, &b| any | ESCAPED[usize::from(b)]);
+        return s
+            .iter()
+            .fold(false, |any, &b| any | ESCAPED[usize::from(b)]);
     }
     let mut chunks = s.chunks_exact(8);
     let mut marked = 0;
@@ -511,7 +513,10 @@ mod tests {
             for fill in ['a', 'é', '\u{7f}', ' ', '€'] {
                 check(&fill.to_string().repeat(len));
                 for pos in 0..len {
-                    for c in (0..=0x7fu8).map(char::from).chain(['é', '\u{80}', '\u{ffff}', '😀']) {
+                    for c in (0..=0x7fu8)
+                        .map(char::from)
+                        .chain(['é', '\u{80}', '\u{ffff}', '😀'])
+                    {
                         let mut v: Vec<char> = vec![fill; len];
                         v[pos] = c;
                         check(&v.iter().collect::<String>());

@@ -474,9 +474,9 @@ fn rfc3339(ts: &DateTime<FixedOffset>) -> AttrStr {
     }
     if nanos != 0 {
         t.byte(b'.');
-        if nanos % 1_000_000 == 0 {
+        if nanos.is_multiple_of(1_000_000) {
             t.number(u64::from(nanos / 1_000_000), 3);
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             t.number(u64::from(nanos / 1_000), 6);
         } else {
             t.number(u64::from(nanos), 9);
