@@ -32,22 +32,48 @@ fn tcp_and_udp_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// A loopback port that is free for both TCP and UDP right now, found by binding port 0, and
-/// never returned twice by this process.
+/// A loopback port that is free for both TCP and UDP right now, never returned twice by this
+/// process, and below the kernel's ephemeral range.
 ///
-/// The port is released before this returns, so another process could in theory take it before
-/// the server binds it; the kernel's ephemeral-port rotation makes that rare.
+/// The port is released before this returns and the server under test binds it a moment later
+/// (for a spawned `sluice`, up to a second later). A port from the ephemeral range (what binding
+/// port 0 gives) can be taken in that window by any client socket of a test running in parallel
+/// (a Kafka client, `logger --udp`): seen once in a full CI run, where the built-in flow's UDP
+/// listener then failed to bind. Ports below the range are handed out only by an explicit bind,
+/// so candidates are drawn there; port 0 is the fallback when that range is too small.
 pub fn free_port() -> u16 {
+    let (low, high) = below_ephemeral();
+    let mut seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()));
     for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("binding 127.0.0.1:0 failed: is there a loopback interface?")
-            .port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && claim(port) {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let port = if high > low {
+            low + u16::try_from((seed >> 33) % u64::from(high - low)).unwrap_or(0)
+        } else {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("binding 127.0.0.1:0 failed: is there a loopback interface?")
+                .port()
+        };
+        if tcp_and_udp_free(port) && claim(port) {
             return port;
         }
     }
     panic!("no free loopback port found in 1000 tries");
+}
+
+/// Ports from 10,000 up to the start of the ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768 when unreadable).
+fn below_ephemeral() -> (u16, u16) {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    (10_000, start)
 }
 
 /// `count` consecutive free loopback ports (for servers that take a port range, like
@@ -351,6 +377,9 @@ mod tests {
         let a = free_port();
         let b = free_port();
         assert_ne!(a, b);
+        // Below the ephemeral range, where no client socket is given a port.
+        let (low, high) = below_ephemeral();
+        assert!((low..high).contains(&a) && (low..high).contains(&b), "{a} {b}");
         let (first, last) = free_port_range(5);
         assert_eq!(last - first, 4);
         assert!(!(first..=last).contains(&a) && !(first..=last).contains(&b));
