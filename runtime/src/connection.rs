@@ -506,6 +506,14 @@ impl Connection {
                 seq,
                 ff,
             }));
+        } else if let [Lane::Fifo(fifo)] = q.lanes.as_mut_slice() {
+            // The common queue: one first-in first-out lane (so nothing to
+            // rank or shed), no lane or rank to work out per FlowFile.
+            if front {
+                fifo.push_front((seq, ff));
+            } else {
+                fifo.push_back((seq, ff));
+            }
         } else {
             let lane = self.lane_of(&ff);
             let rank = self.rank(&ff);
@@ -598,23 +606,8 @@ impl Connection {
                     sp.swap_out();
                 }
             } else {
-                // The common queue (one first-in first-out lane, nothing to
-                // rank) takes what is not penalised straight at its back.
-                let plain = matches!(self.settings.prioritizer, Prioritizer::Fifo)
-                    && !matches!(self.settings.when_full, WhenFull::Shed { .. });
-                let q = &mut *q;
                 for ff in ffs {
-                    if plain
-                        && !ff.is_penalized(now)
-                        && let [Lane::Fifo(fifo)] = q.lanes.as_mut_slice()
-                    {
-                        q.count += 1;
-                        q.bytes += ff.queued_bytes();
-                        q.back_seq += 1;
-                        fifo.push_back((q.back_seq, ff));
-                    } else {
-                        self.insert(q, ff, false, now);
-                    }
+                    self.insert(&mut q, ff, false, now);
                 }
             }
             if !matches!(

@@ -379,7 +379,10 @@ mod tests {
         assert_ne!(a, b);
         // Below the ephemeral range, where no client socket is given a port.
         let (low, high) = below_ephemeral();
-        assert!((low..high).contains(&a) && (low..high).contains(&b), "{a} {b}");
+        assert!(
+            (low..high).contains(&a) && (low..high).contains(&b),
+            "{a} {b}"
+        );
         let (first, last) = free_port_range(5);
         assert_eq!(last - first, 4);
         assert!(!(first..=last).contains(&a) && !(first..=last).contains(&b));
