@@ -12,6 +12,8 @@
 # callgrind twice, with COUNT/3 and COUNT messages (default 60,000), and prints the
 # difference over the difference in messages: start-up cancels out. The callgrind output
 # of the larger run stays in $OUT (default /tmp/sluice-instructions) for callgrind_annotate.
+# VALGRIND_ARGS adds options, e.g. "--cache-sim=yes --LL=4194304,16,64" for simulated cache
+# misses (then: callgrind_annotate --show=Ir,DLmr,DLmw --sort=DLmr $OUT/callgrind.out.*).
 set -euo pipefail
 N=${1:-60000}
 MODE=${2:-tcp-octet}
@@ -61,7 +63,8 @@ YAML
 count() {
   local n=$1
   rm -rf "$OUT/files" "$OUT"/callgrind.out.* "$OUT/serve.out"
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+  # shellcheck disable=SC2086 # VALGRIND_ARGS is a list of options
+  valgrind --tool=callgrind ${VALGRIND_ARGS:-} --callgrind-out-file="$OUT/callgrind.out.%p" \
     "$BIN" serve "$OUT/flow.yaml" > "$OUT/serve.out" 2> "$OUT/valgrind.err" &
   local pid=$!
   local deadline=$((SECONDS + 120))
