@@ -459,7 +459,6 @@ impl Connection {
         c.max(b)
     }
 
-    #[inline]
     fn rank(&self, ff: &FlowFile) -> Rank {
         match &self.settings.prioritizer {
             Prioritizer::Fifo => Rank::Fifo,
@@ -474,7 +473,6 @@ impl Connection {
         }
     }
 
-    #[inline]
     fn lane_of(&self, ff: &FlowFile) -> usize {
         match &self.settings.when_full {
             WhenFull::Shed { attribute, above } => {
