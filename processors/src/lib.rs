@@ -29,6 +29,7 @@ mod put_file;
 mod route_on_attribute;
 mod route_on_severity;
 mod split_json;
+mod syslog_fast;
 mod syslog_parse;
 mod update_attribute;
 
