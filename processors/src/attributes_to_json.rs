@@ -146,8 +146,8 @@ impl ProcessorType for AttributesToJsonType {
             nested: props.bool("nested")?,
             include_content: props.bool("include_content")?,
             mime: (
-                AttrStr::from("mime.type"),
-                AttrStr::from("application/json"),
+                AttrStr::constant("mime.type"),
+                AttrStr::constant("application/json"),
             ),
         }))
     }

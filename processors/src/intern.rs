@@ -9,7 +9,10 @@
 //!
 //! It is bounded: past [`Interner::MAX`] distinct values it starts over, so a
 //! sender that makes up a new host name per message costs memory of at most
-//! that many strings.
+//! that many strings. The strings it hands out are constants while the
+//! process's budget for them lasts ([`AttrStr::lasting`]): no reference count
+//! moves between the thread that makes a FlowFile and the one that drops it.
+//! Past the budget they are shared strings, as before.
 
 use std::collections::HashSet;
 
@@ -38,7 +41,7 @@ impl Interner {
         if self.values.len() >= Self::MAX {
             self.values.clear();
         }
-        let v = AttrStr::from(text);
+        let v = AttrStr::lasting(text).unwrap_or_else(|| AttrStr::from(text));
         self.values.insert(v.clone());
         v
     }
@@ -52,7 +55,6 @@ impl Interner {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
 
@@ -61,9 +63,9 @@ mod tests {
         let mut i = Interner::default();
         let a = i.get("web-01");
         let b = i.get(&String::from("web-01"));
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(AttrStr::ptr_eq(&a, &b));
         assert_eq!(&*a, "web-01");
-        assert!(!Arc::ptr_eq(&a, &i.get("web-02")));
+        assert!(!AttrStr::ptr_eq(&a, &i.get("web-02")));
         assert_eq!(i.len(), 2);
     }
 

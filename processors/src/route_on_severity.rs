@@ -177,12 +177,12 @@ impl ProcessorType for RouteOnSeverityType {
         Ok(Box::new(RouteOnSeverity {
             routes: routes
                 .into_iter()
-                .map(|(n, op, level)| (AttrStr::from(n), op, level))
+                .map(|(n, op, level)| (AttrStr::constant(&n), op, level))
                 .collect(),
             attribute: props.str("attribute")?.to_string(),
-            key: AttrStr::from("route.name"),
-            routine: AttrStr::from(ROUTINE),
-            unparsed: AttrStr::from(UNPARSED),
+            key: AttrStr::constant("route.name"),
+            routine: AttrStr::constant(ROUTINE),
+            unparsed: AttrStr::constant(UNPARSED),
         }))
     }
     fn example(&self) -> &'static str {

@@ -88,7 +88,7 @@ pub struct Keys {
 
 /// The shared attribute names and common values.
 pub static KEYS: LazyLock<Keys> = LazyLock::new(|| {
-    let s = |v: &str| AttrStr::from(v);
+    let s = AttrStr::constant;
     Keys {
         priority: s("syslog.priority"),
         severity: s("syslog.severity"),

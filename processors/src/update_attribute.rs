@@ -67,10 +67,10 @@ impl ProcessorType for UpdateAttributeType {
                 .map_err(|e| BuildError::Other(format!("set.{name}: {e}")))?;
             // A value without `{{` is built once and shared by every FlowFile.
             let value = match t.literal() {
-                Some(text) => Value::Literal(AttrStr::from(text)),
+                Some(text) => Value::Literal(AttrStr::constant(text)),
                 None => Value::Template(t),
             };
-            set.push((AttrStr::from(name.as_str()), value));
+            set.push((AttrStr::constant(&name), value));
         }
         let uses_content = set
             .iter()

@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-/// A shared, immutable string used for attribute keys and values.
-pub type AttrStr = Arc<str>;
+pub use crate::attr_str::AttrStr;
 
 /// Changes kept on top of the base before they are folded into a new one.
 const FOLD_AT: usize = 8;

@@ -2,6 +2,7 @@
 //! specs and the scheduler. Processors see only [`ProcessSession`] and
 //! [`ProcessContext`]; durable storage plugs in through [`Journal`].
 
+mod attr_str;
 mod attributes;
 mod connection;
 pub mod durable;

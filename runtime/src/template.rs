@@ -586,7 +586,7 @@ mod tests {
         let a = attrs();
         let t = Template::compile("{{syslog.hostname}}", Escape::None).unwrap();
         let shared = t.render_shared(&a, None).unwrap();
-        assert!(Arc::ptr_eq(
+        assert!(AttrStr::ptr_eq(
             &shared,
             a.get_shared("syslog.hostname").unwrap()
         ));

@@ -469,7 +469,7 @@ impl ListenSyslog {
             let mut data = m.data;
             if oversize {
                 run.truncated.fetch_add(1, Ordering::Relaxed);
-                own.push((k.truncated.clone(), AttrStr::from("true")));
+                own.push((k.truncated.clone(), AttrStr::constant("true")));
                 data.truncate(self.cfg.max_message);
             }
             if self.cfg.parse {
@@ -536,8 +536,8 @@ impl Processor for ListenSyslog {
             rx,
             cancel,
             task,
-            port: AttrStr::from(local.port().to_string()),
-            protocol: AttrStr::from(self.cfg.protocol),
+            port: AttrStr::constant(&local.port().to_string()),
+            protocol: AttrStr::constant(self.cfg.protocol),
             truncated: ctx.counter("oversize.truncated"),
             oversize_invalid: ctx.counter("oversize.invalid"),
             scratch: Scratch::default(),

@@ -109,6 +109,13 @@ impl Shared {
     }
 }
 
+/// `syslog.sender` for `ip`: a constant while the budget lasts (senders are
+/// a fleet), else a shared string.
+fn sender_name(ip: IpAddr) -> AttrStr {
+    let text = ip.to_string();
+    AttrStr::lasting(&text).unwrap_or_else(|| AttrStr::from(text))
+}
+
 /// Binds `addr` and starts receiving datagrams. Returns the bound address.
 ///
 /// # Errors
@@ -143,7 +150,7 @@ async fn udp_loop(socket: UdpSocket, shared: Arc<Shared>) {
                             _ => {
                                 let p = Arc::new(Peer {
                                     ip,
-                                    sender: AttrStr::from(ip.to_string()),
+                                    sender: sender_name(ip),
                                     uri: format!("udp://{ip}"),
                                 });
                                 last_peer = Some(p.clone());
@@ -227,7 +234,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let peer = Arc::new(Peer {
             ip,
-            sender: AttrStr::from(ip.to_string()),
+            sender: sender_name(ip),
             uri: format!(
                 "{}://{}",
                 if shared.settings.tls.is_some() {
