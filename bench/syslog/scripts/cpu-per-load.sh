@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# CPU ticks (user+system, 1/100 s) one Sluice serve process spends on each of
+# ROUNDS loads of 300,000 TCP octet-counted RFC 5424 messages, through the
+# benchmark's flow. For A/B runs of two builds: alternate them, one load
+# each, and compare adjacent pairs (the machine's state changes from one
+# second to the next, so only neighbours in time compare well).
+#
+#   cargo build --release -p sluice-bench-syslog
+#   bench/syslog/scripts/cpu-per-load.sh [ROUNDS] [BIN_DIR]
+#   BENCH_WORKERS=1 bench/syslog/scripts/cpu-per-load.sh   # one worker thread
+#
+# Prints one user+system figure per load.
+set -euo pipefail
+ROUNDS=${1:-3}
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+DIR=${2:-$ROOT/target/release}
+BIN=$DIR/syslog-bench
+LOAD=$DIR/syslog-load
+[ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "build first: cargo build --release -p sluice-bench-syslog" >&2; exit 2; }
+WORK=$(mktemp -d)
+trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$WORK/flow.yaml" <<YAML
+name: cpu-per-load
+defaults:
+  provenance_events: 0
+  scheduling: { batch_size: 250 }
+  back_pressure: { max_count: 500 }
+processors:
+  listen:
+    type: ListenSyslog
+    properties: { protocol: tcp, bind: 127.0.0.1, port: $port, timezone: UTC, queue_size: 10000 }
+  tag:
+    type: UpdateAttribute
+    properties:
+      set: { env: production, message: "{{content}}" }
+  route:
+    type: RouteOnSeverity
+    properties:
+      routes: { errors: "<= err" }
+  json:
+    type: AttributesToJSON
+    auto_terminate: [failure]
+  save:
+    type: AppendFile
+    properties: { path: "$WORK/{{route.name}}.json", fsync: never }
+    auto_terminate: [success, failure]
+connections:
+  - { from: listen, relationships: [success, invalid], to: tag }
+  - { from: tag, relationship: success, to: route }
+  - { from: route, relationships: [errors, unparsed, routine], to: json }
+  - { from: json, relationship: success, to: save }
+YAML
+"$BIN" serve "$WORK/flow.yaml" > "$WORK/serve.out" &
+PID=$!
+for _ in $(seq 1 300); do grep -q '^ready' "$WORK/serve.out" && break; sleep 0.1; done
+grep -q '^ready' "$WORK/serve.out" || { echo "serve did not start" >&2; exit 1; }
+ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+want=0
+for _ in $(seq 1 "$ROUNDS"); do
+  want=$((want + 300000))
+  before=$(ticks)
+  "$LOAD" --target "127.0.0.1:$port" --mode tcp-octet --format 5424 --count 300000 --connections 4 > /dev/null
+  deadline=$((SECONDS + 120))
+  until [ "$(tail -n 1 "$WORK/serve.out" | awk '{print $2}')" = "$want" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "messages missing after 120 s" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo -n "$(( $(ticks) - before )) "
+done
+echo
