@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::FutureExt;
 use ipnet::IpNet;
 use parking_lot::Mutex;
 use sluice_runtime::{
@@ -421,6 +422,8 @@ struct Running {
     oversize_invalid: Arc<AtomicU64>,
     /// Kept across triggers (its interned values above all).
     scratch: Scratch,
+    /// Messages taken from the channel for one trigger (capacity kept).
+    taken: Vec<Received>,
 }
 
 struct ListenSyslog {
@@ -541,6 +544,7 @@ impl Processor for ListenSyslog {
             truncated: ctx.counter("oversize.truncated"),
             oversize_invalid: ctx.counter("oversize.invalid"),
             scratch: Scratch::default(),
+            taken: Vec::new(),
         });
         Ok(())
     }
@@ -559,10 +563,16 @@ impl Processor for ListenSyslog {
             return Ok(());
         };
         let mut scratch = std::mem::take(&mut run.scratch);
-        for _ in 0..ctx.scheduling().batch_size {
-            let Ok(m) = run.rx.try_recv() else { break };
+        let mut taken = std::mem::take(&mut run.taken);
+        // Taken as a run: the channel's room is given back once for all of
+        // them, not per message (its counter is shared with the connections'
+        // tasks on the other core). Never waits: an empty channel gives none.
+        let limit = ctx.scheduling().batch_size.max(1);
+        let _ = run.rx.recv_many(&mut taken, limit).now_or_never();
+        for m in taken.drain(..) {
             self.emit(m, run, now, &mut scratch, session);
         }
+        run.taken = taken;
         run.scratch = scratch;
         Ok(())
     }
