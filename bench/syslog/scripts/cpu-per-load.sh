@@ -8,6 +8,8 @@
 #   cargo build --release -p sluice-bench-syslog
 #   bench/syslog/scripts/cpu-per-load.sh [ROUNDS] [BIN_DIR]
 #   BENCH_WORKERS=1 bench/syslog/scripts/cpu-per-load.sh   # one worker thread
+#   BATCH=100 MAX_COUNT=200 QUEUE=2000 ...  # the flow's batch size, connection and receive
+#                                           # queue limits (default 250, 500, 10000 as the benchmark)
 #
 # Prints one user+system figure per load.
 set -euo pipefail
@@ -24,12 +26,12 @@ cat > "$WORK/flow.yaml" <<YAML
 name: cpu-per-load
 defaults:
   provenance_events: 0
-  scheduling: { batch_size: 250 }
-  back_pressure: { max_count: 500 }
+  scheduling: { batch_size: ${BATCH:-250} }
+  back_pressure: { max_count: ${MAX_COUNT:-500} }
 processors:
   listen:
     type: ListenSyslog
-    properties: { protocol: tcp, bind: 127.0.0.1, port: $port, timezone: UTC, queue_size: 10000 }
+    properties: { protocol: tcp, bind: 127.0.0.1, port: $port, timezone: UTC, queue_size: ${QUEUE:-10000} }
   tag:
     type: UpdateAttribute
     properties:
