@@ -21,38 +21,9 @@ LOAD=$DIR/syslog-load
 [ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "build first: cargo build --release -p sluice-bench-syslog" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$WORK/flow.yaml" <<YAML
-name: cpu-per-load
-defaults:
-  provenance_events: 0
-  scheduling: { batch_size: ${BATCH:-250} }
-  back_pressure: { max_count: ${MAX_COUNT:-500} }
-processors:
-  listen:
-    type: ListenSyslog
-    properties: { protocol: tcp, bind: 127.0.0.1, port: $port, timezone: UTC, queue_size: ${QUEUE:-10000} }
-  tag:
-    type: UpdateAttribute
-    properties:
-      set: { env: production, message: "{{content}}" }
-  route:
-    type: RouteOnSeverity
-    properties:
-      routes: { errors: "<= err" }
-  json:
-    type: AttributesToJSON
-    auto_terminate: [failure]
-  save:
-    type: AppendFile
-    properties: { path: "$WORK/{{route.name}}.json", fsync: never }
-    auto_terminate: [success, failure]
-connections:
-  - { from: listen, relationships: [success, invalid], to: tag }
-  - { from: tag, relationship: success, to: route }
-  - { from: route, relationships: [errors, unparsed, routine], to: json }
-  - { from: json, relationship: success, to: save }
-YAML
+. "$(dirname "$0")/bench-flow.sh"
+port=$(free_port)
+bench_flow "$WORK/flow.yaml" "$port" "$WORK"
 "$BIN" serve "$WORK/flow.yaml" > "$WORK/serve.out" &
 PID=$!
 for _ in $(seq 1 300); do grep -q '^ready' "$WORK/serve.out" && break; sleep 0.1; done

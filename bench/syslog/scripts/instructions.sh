@@ -26,38 +26,9 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get ins
 [ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "build first: cargo build --release -p sluice-bench-syslog" >&2; exit 2; }
 mkdir -p "$OUT"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$OUT/flow.yaml" <<YAML
-name: bench-syslog
-defaults:
-  provenance_events: 0
-  scheduling: { batch_size: 250 }
-  back_pressure: { max_count: 500 }
-processors:
-  listen:
-    type: ListenSyslog
-    properties: { protocol: tcp, bind: 127.0.0.1, port: $port, timezone: UTC, queue_size: 10000 }
-  tag:
-    type: UpdateAttribute
-    properties:
-      set: { env: production, message: "{{content}}" }
-  route:
-    type: RouteOnSeverity
-    properties:
-      routes: { errors: "<= err" }
-  json:
-    type: AttributesToJSON
-    auto_terminate: [failure]
-  save:
-    type: AppendFile
-    properties: { path: "$OUT/files/{{route.name}}.json", fsync: never }
-    auto_terminate: [success, failure]
-connections:
-  - { from: listen, relationships: [success, invalid], to: tag }
-  - { from: tag, relationship: success, to: route }
-  - { from: route, relationships: [errors, unparsed, routine], to: json }
-  - { from: json, relationship: success, to: save }
-YAML
+. "$(dirname "$0")/bench-flow.sh"
+port=$(free_port)
+bench_flow "$OUT/flow.yaml" "$port" "$OUT/files"
 
 # Total instructions of the serve process for $1 messages.
 count() {
