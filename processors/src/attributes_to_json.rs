@@ -36,7 +36,10 @@
 //!     nested: true
 //! ```
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
+use parking_lot::Mutex;
 use serde_json::{Map, Number, Value};
 use sluice_runtime::{
     AttrStr, BuildContext, BuildError, FlowFile, InputRequirement, ProcessContext, ProcessError,
@@ -149,6 +152,7 @@ impl ProcessorType for AttributesToJsonType {
                 AttrStr::constant("mime.type"),
                 AttrStr::constant("application/json"),
             ),
+            keys: Mutex::new(KeyCache::default()),
         }))
     }
     fn example(&self) -> &'static str {
@@ -168,6 +172,43 @@ struct AttributesToJson {
     /// `mime.type` and `application/json`, built once: shared by every
     /// FlowFile rather than allocated for each.
     mime: (AttrStr, AttrStr),
+    /// `"name":` of the constant attribute names met so far.
+    keys: Mutex<KeyCache>,
+}
+
+/// The JSON text (`"name":`) of attribute names that are constants, kept by
+/// the address of their text: a constant is never freed, so the address
+/// names the text for the life of the process. Names repeat on every
+/// FlowFile; this saves checking and quoting them each time. Bounded: past
+/// [`KeyCache::MAX`] names, others are written as they come.
+#[derive(Default)]
+struct KeyCache {
+    written: HashMap<usize, Box<[u8]>, foldhash::fast::FixedState>,
+}
+
+impl KeyCache {
+    const MAX: usize = 4096;
+
+    /// Appends `"key":` to `out`.
+    fn write(&mut self, out: &mut Vec<u8>, key: &AttrStr) -> Result<(), String> {
+        if !key.is_constant() {
+            write_str(out, key)?;
+            out.push(b':');
+            return Ok(());
+        }
+        let at = key.as_ptr() as usize;
+        if let Some(text) = self.written.get(&at) {
+            out.extend_from_slice(text);
+            return Ok(());
+        }
+        let start = out.len();
+        write_str(out, key)?;
+        out.push(b':');
+        if self.written.len() < Self::MAX {
+            self.written.insert(at, out[start..].into());
+        }
+        Ok(())
+    }
 }
 
 /// The value as a JSON number or boolean when spelled exactly as one.
@@ -236,9 +277,10 @@ impl AttributesToJson {
         session: &ProcessSession,
         ff: &FlowFile,
         out: &mut Vec<u8>,
+        keys: &mut KeyCache,
     ) -> Result<(), String> {
         if !self.nested {
-            return self.flat_json(session, ff, out);
+            return self.flat_json(session, ff, out, keys);
         }
         let mut obj = Map::new();
         for (k, v) in ff.attributes.iter() {
@@ -293,9 +335,10 @@ impl AttributesToJson {
         session: &ProcessSession,
         ff: &FlowFile,
         out: &mut Vec<u8>,
+        keys: &mut KeyCache,
     ) -> Result<(), String> {
         if self.writes_every_attribute_as_text() {
-            return every_attribute_as_text(ff, out);
+            return every_attribute_as_text(ff, out, keys);
         }
         let mut fields: Vec<(&str, Field<'_>)> = Vec::with_capacity(32);
         for (k, v) in ff.attributes.iter() {
@@ -357,14 +400,17 @@ impl AttributesToJson {
 
 /// The flat object of every attribute as a string, written straight from
 /// the map (already in key order, keys unique) in one pass.
-fn every_attribute_as_text(ff: &FlowFile, out: &mut Vec<u8>) -> Result<(), String> {
+fn every_attribute_as_text(
+    ff: &FlowFile,
+    out: &mut Vec<u8>,
+    keys: &mut KeyCache,
+) -> Result<(), String> {
     out.push(b'{');
-    for (i, (k, v)) in ff.attributes.iter().enumerate() {
+    for (i, (k, v)) in ff.attributes.iter_shared().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_str(out, k)?;
-        out.push(b':');
+        keys.write(out, k)?;
         write_str(out, v)?;
     }
     out.push(b'}');
@@ -466,9 +512,10 @@ impl Processor for AttributesToJson {
         // Each object is written into one buffer kept for the batch, then
         // copied out at its exact size.
         let mut text = Vec::with_capacity(4096);
+        let mut keys = self.keys.lock();
         for mut ff in session.get_batch(ctx.scheduling().batch_size) {
             text.clear();
-            match self.json(session, &ff, &mut text) {
+            match self.json(session, &ff, &mut text, &mut keys) {
                 Ok(()) => {
                     if let Some(name) = &self.to_attribute {
                         // serde_json writes UTF-8 only: nothing is replaced.
@@ -530,6 +577,23 @@ mod tests {
         }
         check("héllo wörld, plain text here");
         check("0123456789abcdef\\");
+    }
+
+    #[test]
+    fn cached_names_are_written_as_serde_json_writes_them() {
+        let mut keys = KeyCache::default();
+        for name in ["syslog.severity", "say \"hi\"", "tab\there", "é"] {
+            let want = format!("{}:", serde_json::to_string(name).unwrap());
+            for key in [AttrStr::constant(name), AttrStr::from(name)] {
+                // Twice: written, then from the cache (constants only).
+                for _ in 0..2 {
+                    let mut out = b"{".to_vec();
+                    keys.write(&mut out, &key).unwrap();
+                    assert_eq!(&out[1..], want.as_bytes(), "{name:?}");
+                }
+            }
+        }
+        assert_eq!(keys.written.len(), 4, "only constants are kept");
     }
 
     fn runner(yaml: &str) -> TestRunner {
