@@ -564,11 +564,7 @@ impl Processor for ListenSyslog {
         };
         let mut scratch = std::mem::take(&mut run.scratch);
         let mut taken = std::mem::take(&mut run.taken);
-        // Taken as a run: the channel's room is given back once for all of
-        // them, not per message (its counter is shared with the connections'
-        // tasks on the other core). Never waits: an empty channel gives none.
-        let limit = ctx.scheduling().batch_size.max(1);
-        let _ = run.rx.recv_many(&mut taken, limit).now_or_never();
+        take_ready(&mut run.rx, &mut taken, ctx.scheduling().batch_size);
         for m in taken.drain(..) {
             self.emit(m, run, now, &mut scratch, session);
         }
@@ -584,6 +580,19 @@ impl Processor for ListenSyslog {
             let _ = r.task.await;
         }
     }
+}
+
+/// Moves up to `limit` waiting messages into `into`, without waiting. Taken
+/// as a run: the channel's room is given back once for all of them, not per
+/// message (its counter is shared with the connections' tasks on the other
+/// core). Unconstrained: with the task's cooperative budget spent, `recv_many`
+/// would answer "not ready" and wake a waker that is dropped here, and a full
+/// channel (its senders blocked, nobody to wake the listener) would wait for
+/// the runtime's idle timer.
+fn take_ready<T>(rx: &mut mpsc::Receiver<T>, into: &mut Vec<T>, limit: usize) -> usize {
+    tokio::task::unconstrained(rx.recv_many(into, limit.max(1)))
+        .now_or_never()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

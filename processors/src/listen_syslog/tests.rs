@@ -531,3 +531,32 @@ proptest! {
         }
     }
 }
+
+/// Messages waiting in the channel are taken in one run, up to the limit,
+/// even when the task has spent its cooperative budget (then tokio's
+/// `recv_many` alone would say "not ready", and nothing would wake the
+/// listener while the senders wait for room).
+#[tokio::test]
+async fn waiting_messages_are_taken_even_with_the_budget_spent() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1000);
+    for i in 0..600 {
+        tx.try_send(i).expect("room");
+    }
+    // Spend the budget: each ready receive uses one unit (128 a poll).
+    let mut seen = 0;
+    for _ in 0..128 {
+        rx.recv().await.expect("a message");
+        seen += 1;
+    }
+    let mut taken = Vec::new();
+    assert_eq!(take_ready(&mut rx, &mut taken, 250), 250);
+    assert_eq!(taken.first(), Some(&seen));
+    assert_eq!(taken.len(), 250);
+    taken.clear();
+    assert_eq!(take_ready(&mut rx, &mut taken, 1000), 600 - 128 - 250);
+    assert_eq!(
+        take_ready(&mut rx, &mut taken, 1000),
+        0,
+        "empty: none, no wait"
+    );
+}
