@@ -251,17 +251,16 @@ impl SyslogParser {
         }
         // The common shapes first; whatever departs from them is read by
         // syslog_loose (same result, see syslog_fast).
-        let fast = crate::syslog_fast::parse(text, self.zone, |d| {
-            let today = match self.zone {
-                Zone::Local => now.with_timezone(&Local).date_naive(),
-                Zone::Fixed(z) => now.with_timezone(&z).date_naive(),
-            };
-            infer_year(d, today)
-        });
+        // Today in the zone: only 3164 dates need it.
+        let today = || match self.zone {
+            Zone::Local => now.with_timezone(&Local).date_naive(),
+            Zone::Fixed(z) => now.with_timezone(&z).date_naive(),
+        };
+        let fast = crate::syslog_fast::parse(text, self.zone, |d| infer_year(d, today()));
         let msg = match (fast, self.zone) {
             (Some(msg), _) => Ok(msg),
             (None, Zone::Local) => {
-                let today = now.with_timezone(&Local).date_naive();
+                let today = today();
                 syslog_loose::parse_message_with_year_exact_tz::<_, Local>(
                     text,
                     move |d| infer_year(d, today),
@@ -270,7 +269,7 @@ impl SyslogParser {
                 )
             }
             (None, Zone::Fixed(z)) => {
-                let today = now.with_timezone(&z).date_naive();
+                let today = today();
                 syslog_loose::parse_message_with_year_exact_tz(
                     text,
                     move |d| infer_year(d, today),

@@ -169,18 +169,6 @@ impl PartialEq for AttrStr {
 
 impl Eq for AttrStr {}
 
-impl PartialEq<str> for AttrStr {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for AttrStr {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 impl PartialOrd for AttrStr {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -217,39 +205,15 @@ impl From<&str> for AttrStr {
     }
 }
 
-impl From<&String> for AttrStr {
-    fn from(s: &String) -> Self {
-        Self::from(s.as_str())
-    }
-}
-
 impl From<String> for AttrStr {
     fn from(s: String) -> Self {
         Self(Repr::Shared(Arc::from(s)))
     }
 }
 
-impl From<Box<str>> for AttrStr {
-    fn from(s: Box<str>) -> Self {
-        Self(Repr::Shared(Arc::from(s)))
-    }
-}
-
-impl From<Arc<str>> for AttrStr {
-    fn from(s: Arc<str>) -> Self {
-        Self(Repr::Shared(s))
-    }
-}
-
 impl From<std::borrow::Cow<'_, str>> for AttrStr {
     fn from(s: std::borrow::Cow<'_, str>) -> Self {
         Self::from(s.as_ref())
-    }
-}
-
-impl From<&AttrStr> for AttrStr {
-    fn from(s: &AttrStr) -> Self {
-        s.clone()
     }
 }
 
