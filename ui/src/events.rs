@@ -40,8 +40,11 @@ pub async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+/// Ticks every `every`, the first one period from now: the stream opens with
+/// the whole status (and the bulletins in it), so an immediate first tick
+/// would only send a delta of what changed in the microseconds since.
 fn ticker(every: Duration) -> Interval {
-    let mut t = tokio::time::interval(every);
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     t.set_missed_tick_behavior(MissedTickBehavior::Delay);
     t
 }
