@@ -4,7 +4,8 @@
 #   bench_flow FILE PORT OUTDIR   writes the flow: TCP listener on PORT, JSON
 #                                 lines into OUTDIR/{{route.name}}.json
 # BATCH, MAX_COUNT and QUEUE override the batch size (250), the connections'
-# limit (500) and ListenSyslog's receive queue (10,000).
+# limit (500) and ListenSyslog's receive queue (10,000); PROTOCOL=udp makes
+# the listener UDP.
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -20,7 +21,7 @@ defaults:
 processors:
   listen:
     type: ListenSyslog
-    properties: { protocol: tcp, bind: 127.0.0.1, port: $2, timezone: UTC, queue_size: ${QUEUE:-10000} }
+    properties: { protocol: ${PROTOCOL:-tcp}, bind: 127.0.0.1, port: $2, timezone: UTC, queue_size: ${QUEUE:-10000} }
   tag:
     type: UpdateAttribute
     properties:
