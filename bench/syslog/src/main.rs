@@ -554,6 +554,11 @@ async fn compare() -> Result<()> {
             n_udp,
         ),
     ];
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: a debug build measures nothing useful: cargo build --release -p sluice-bench-syslog"
+        );
+    }
     let (_, errors) = corpus(1000, Mode::TcpLf, Format::Mixed, 42);
     println!(
         "syslog benchmark: {n} TCP / {n_udp} UDP messages per run, ~{}% of them err or worse",
@@ -603,37 +608,17 @@ async fn compare() -> Result<()> {
         for round in 1..=repeat {
             let s = run_sluice(mode, format, count).await?;
             let r = run_rsyslog(mode, format, count).await?;
-            let ratio = [
-                s.rate() / r.rate(),
-                s.peak_rss as f64 / r.peak_rss as f64,
-                s.cpu_per_msg_us() / r.cpu_per_msg_us(),
-            ];
-            ratios.push(ratio);
             let label = if repeat > 1 {
                 format!("{name} #{round}")
             } else {
                 name.to_string()
             };
-            println!(
-                "{:<30} {:>10.0} {:>8.1}MB {:>7.2}us {:>10.0} {:>8.1}MB {:>7.2}us {:>8.2} {:>8.2} {:>8.2}",
-                label,
-                s.rate(),
-                s.peak_rss as f64 / 1e6,
-                s.cpu_per_msg_us(),
-                r.rate(),
-                r.peak_rss as f64 / 1e6,
-                r.cpu_per_msg_us(),
-                ratio[0],
-                ratio[1],
-                ratio[2]
-            );
-            if mode == Mode::Udp {
-                println!(
-                    "{:<30} delivered: sluice {} / {count}, rsyslog {} / {count}",
-                    "", s.delivered, r.delivered
-                );
-            }
-            println!("{:<30} {}", "", memory_line(&s, &r));
+            ratios.push(print_round(
+                &label,
+                &s,
+                &r,
+                (mode == Mode::Udp).then_some(count),
+            ));
         }
         let median = |i: usize| {
             let mut v: Vec<f64> = ratios.iter().map(|r| r[i]).collect();
@@ -656,7 +641,11 @@ async fn compare() -> Result<()> {
             "{:<30} target (faster than rsyslog, with less memory): {}{}",
             format!("{name}:"),
             verdict.as_deref().unwrap_or("met"),
-            if required { "" } else { " (reported, not required: BENCH_REQUIRE)" }
+            if required {
+                ""
+            } else {
+                " (reported, not required: BENCH_REQUIRE)"
+            }
         );
         if required && let Some(v) = verdict {
             missed.push(format!("{key}: {v}"));
@@ -670,9 +659,44 @@ async fn compare() -> Result<()> {
          resident memory seen during the round (see the README)"
     );
     if !missed.is_empty() {
-        bail!("target missed (median of the rounds): {}", missed.join("; "));
+        bail!(
+            "target missed (median of the rounds): {}",
+            missed.join("; ")
+        );
     }
     Ok(())
+}
+
+/// Prints one round's line (and the UDP delivery and memory lines under it);
+/// returns the speed, memory and CPU ratios. `udp_sent`: the datagrams sent,
+/// for a UDP round.
+fn print_round(label: &str, s: &Run, r: &Run, udp_sent: Option<usize>) -> [f64; 3] {
+    let ratio = [
+        s.rate() / r.rate(),
+        s.peak_rss as f64 / r.peak_rss as f64,
+        s.cpu_per_msg_us() / r.cpu_per_msg_us(),
+    ];
+    println!(
+        "{:<30} {:>10.0} {:>8.1}MB {:>7.2}us {:>10.0} {:>8.1}MB {:>7.2}us {:>8.2} {:>8.2} {:>8.2}",
+        label,
+        s.rate(),
+        s.peak_rss as f64 / 1e6,
+        s.cpu_per_msg_us(),
+        r.rate(),
+        r.peak_rss as f64 / 1e6,
+        r.cpu_per_msg_us(),
+        ratio[0],
+        ratio[1],
+        ratio[2]
+    );
+    if let Some(sent) = udp_sent {
+        println!(
+            "{:<30} delivered: sluice {} / {sent}, rsyslog {} / {sent}",
+            "", s.delivered, r.delivered
+        );
+    }
+    println!("{:<30} {}", "", memory_line(s, r));
+    ratio
 }
 
 /// What of the issue's target ("beat rsyslog's throughput with less
