@@ -44,3 +44,21 @@ connections:
   - { from: json, relationship: success, to: save }
 YAML
 }
+
+# start_serve DIR: starts DIR's `syslog-bench serve` on the flow above (a free
+# port, a fresh WORK directory; PROTOCOL, BATCH... as for bench_flow) and
+# waits until it listens. Sets BIN, LOAD, WORK, port and PID; on exit the
+# process is stopped and WORK removed.
+start_serve() {
+  BIN=$(realpath "$1/syslog-bench")
+  LOAD=$1/syslog-load
+  [ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "build first: cargo build --release -p sluice-bench-syslog" >&2; exit 2; }
+  WORK=$(mktemp -d)
+  trap 'kill ${PID:-} 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  port=$(free_port)
+  bench_flow "$WORK/flow.yaml" "$port" "$WORK"
+  "$BIN" serve "$WORK/flow.yaml" > "$WORK/serve.out" &
+  PID=$!
+  for _ in $(seq 1 300); do grep -q '^ready' "$WORK/serve.out" && break; sleep 0.1; done
+  grep -q '^ready' "$WORK/serve.out" || { echo "serve did not start" >&2; exit 1; }
+}

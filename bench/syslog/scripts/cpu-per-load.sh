@@ -16,18 +16,8 @@ set -euo pipefail
 ROUNDS=${1:-3}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DIR=${2:-$ROOT/target/release}
-BIN=$DIR/syslog-bench
-LOAD=$DIR/syslog-load
-[ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "build first: cargo build --release -p sluice-bench-syslog" >&2; exit 2; }
-WORK=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . "$(dirname "$0")/bench-flow.sh"
-port=$(free_port)
-bench_flow "$WORK/flow.yaml" "$port" "$WORK"
-"$BIN" serve "$WORK/flow.yaml" > "$WORK/serve.out" &
-PID=$!
-for _ in $(seq 1 300); do grep -q '^ready' "$WORK/serve.out" && break; sleep 0.1; done
-grep -q '^ready' "$WORK/serve.out" || { echo "serve did not start" >&2; exit 1; }
+start_serve "$DIR"
 ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 want=0
 for _ in $(seq 1 "$ROUNDS"); do

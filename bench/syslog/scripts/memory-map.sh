@@ -17,19 +17,9 @@ ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 DIR=${1:-$ROOT/target/release}
 MODE=${2:-udp}
 COUNT=${3:-90000}
-BIN=$(realpath "$DIR/syslog-bench")
-LOAD=$DIR/syslog-load
-[ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "build first: cargo build --release -p sluice-bench-syslog" >&2; exit 2; }
-WORK=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . "$(dirname "$0")/bench-flow.sh"
-port=$(free_port)
 if [ "$MODE" = udp ]; then PROTOCOL=udp; else PROTOCOL=tcp; fi
-PROTOCOL=$PROTOCOL bench_flow "$WORK/flow.yaml" "$port" "$WORK"
-"$BIN" serve "$WORK/flow.yaml" > "$WORK/serve.out" &
-PID=$!
-for _ in $(seq 1 300); do grep -q '^ready' "$WORK/serve.out" && break; sleep 0.1; done
-grep -q '^ready' "$WORK/serve.out" || { echo "serve did not start" >&2; exit 1; }
+start_serve "$DIR"
 
 # Sums the Rss of /proc/PID/smaps by kind of mapping, in MB.
 by_kind() {
