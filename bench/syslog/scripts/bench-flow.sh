@@ -1,8 +1,10 @@
 # Sourced by the scripts here: the benchmark's Sluice flow (the one
-# `syslog-bench` runs, see src/main.rs) as YAML, and a free loopback port.
+# `syslog-bench` runs, see src/main.rs) as YAML, a free loopback port, and
+# the serve process started on them.
 #
-#   bench_flow FILE PORT OUTDIR   writes the flow: TCP listener on PORT, JSON
+#   bench_flow FILE PORT OUTDIR   writes the flow: a listener on PORT, JSON
 #                                 lines into OUTDIR/{{route.name}}.json
+#   start_serve DIR               runs it in DIR's `syslog-bench serve` (below)
 # BATCH, MAX_COUNT and QUEUE override the batch size (250), the connections'
 # limit (500) and ListenSyslog's receive queue (10,000); PROTOCOL=udp makes
 # the listener UDP.
