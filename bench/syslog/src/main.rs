@@ -49,6 +49,9 @@ use sluice_bench_syslog::{Format, Mode, corpus};
 use sluice_runtime::{Engine, EngineOptions, parse_flow};
 
 /// mimalloc, as the `sluice` binary uses: the benchmark measures what ships.
+/// The `system-alloc` feature leaves the C library's allocator in place, for
+/// heap profilers that see only `malloc` (valgrind's massif, heaptrack).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
