@@ -240,6 +240,9 @@ struct Run {
     peak_rss: u64,
     /// Resident memory, started and listening, before the first message.
     idle_rss: u64,
+    /// Share of the machine's CPU time the hypervisor gave to other guests
+    /// during the round (steal), in percent.
+    stolen_pct: f64,
     /// Largest resident memory of each kind seen during the run.
     peak: MemoryKinds,
     /// User + system CPU seconds the process used, start to end of the run.
@@ -275,6 +278,36 @@ fn status_bytes(pid: u32, field: &str) -> Result<u64> {
 
 fn peak_rss(pid: u32) -> Result<u64> {
     status_bytes(pid, "VmHWM")
+}
+
+/// The machine's CPU time so far, from the first line of `/proc/stat`
+/// (clock ticks): all of it, and the part stolen by the hypervisor for other
+/// guests. A round with much stolen time ran on a busy host.
+struct MachineClock {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineClock {
+    fn now() -> Result<Self> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let line = stat.lines().next().context("empty /proc/stat")?;
+        // cpu user nice system idle iowait irq softirq steal guest guest_nice
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        // guest and guest_nice are already counted in user and nice.
+        let total = ticks.iter().take(8).sum();
+        let steal = *ticks.get(7).context("no steal field in /proc/stat")?;
+        Ok(Self { total, steal })
+    }
+
+    fn stolen_pct_since(&self, earlier: &Self) -> f64 {
+        let total = self.total.saturating_sub(earlier.total).max(1);
+        100.0 * self.steal.saturating_sub(earlier.steal) as f64 / total as f64
+    }
 }
 
 /// Resident memory by kind: anonymous (heap, stacks, relocated data: what
@@ -424,6 +457,7 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
         .context("sluice serve did not start")?;
     let target = SocketAddr::from(([127, 0, 0, 1], port));
     let idle_rss = status_bytes(pid, "VmRSS")?;
+    let clock = MachineClock::now()?;
     let mut peak = MemoryKinds::default();
     let load = start_load(mode, format, target, n)?;
     let result = measure(
@@ -434,6 +468,7 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
         (pid, &mut peak),
     )
     .await;
+    let stolen_pct = MachineClock::now()?.stolen_pct_since(&clock);
     let rss = peak_rss(pid);
     let cpu = cpu_secs(pid);
     let _ = child.kill();
@@ -444,6 +479,7 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
         secs,
         peak_rss: rss?,
         idle_rss,
+        stolen_pct,
         peak,
         cpu_secs: cpu?,
     })
@@ -499,6 +535,7 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
     sluice_testkit::wait_for_port(target, Duration::from_secs(30)).await?;
     sluice_testkit::wait_for_udp_port(target, Duration::from_secs(30)).await?;
     let idle_rss = status_bytes(pid, "VmRSS")?;
+    let clock = MachineClock::now()?;
     let mut peak = MemoryKinds::default();
     let load = start_load(mode, format, target, n)?;
     let counter = std::cell::RefCell::new(LineCounter {
@@ -513,6 +550,7 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
         (pid, &mut peak),
     )
     .await;
+    let stolen_pct = MachineClock::now()?.stolen_pct_since(&clock);
     let rss = peak_rss(pid);
     let cpu = cpu_secs(pid);
     let _ = child.kill();
@@ -523,6 +561,7 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
         secs,
         peak_rss: rss?,
         idle_rss,
+        stolen_pct,
         peak,
         cpu_secs: cpu?,
     })
@@ -659,7 +698,7 @@ async fn compare() -> Result<()> {
          cpu/msg = user+system CPU of the whole process (start-up included) per delivered message;\n\
          cpu x = Sluice cpu/msg / rsyslog cpu/msg (below 1: Sluice spends less CPU per message);\n\
          idle = resident before the first message; anon/file = largest anonymous / file-backed\n\
-         resident memory seen during the round (see the README)"
+         resident memory seen during the round; stolen = the hypervisor's steal time (see the README)"
     );
     if !missed.is_empty() {
         bail!(
@@ -699,6 +738,10 @@ fn print_round(label: &str, s: &Run, r: &Run, udp_sent: Option<usize>) -> [f64; 
         );
     }
     println!("{:<30} {}", "", memory_line(s, r));
+    println!(
+        "{:<30} CPU stolen by the host: {:.1}% of the machine's time in sluice's round, {:.1}% in rsyslog's",
+        "", s.stolen_pct, r.stolen_pct
+    );
     ratio
 }
 
