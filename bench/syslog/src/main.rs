@@ -233,6 +233,16 @@ ruleset(name="bench") {{
     )
 }
 
+/// The measured program: stopped when the round ends, however it ends.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One measured run.
 struct Run {
     delivered: u64,
@@ -429,13 +439,15 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
     let port = sluice_testkit::free_port();
     let flow = dir.path().join("flow.yaml");
     std::fs::write(&flow, sluice_flow(mode, port, &out)?)?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg(&flow)
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let stdout = child.stdout.take().context("stdout")?;
+    let mut child = Stopped(
+        Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg(&flow)
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
+    let pid = child.0.id();
+    let stdout = child.0.stdout.take().context("stdout")?;
     let latest = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     {
@@ -468,21 +480,18 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
         (pid, &mut peak),
     )
     .await;
-    let stolen_pct = MachineClock::now()?.stolen_pct_since(&clock);
-    let rss = peak_rss(pid);
-    let cpu = cpu_secs(pid);
-    let _ = child.kill();
-    let _ = child.wait();
     let (delivered, secs) = result?;
-    Ok(Run {
+    let run = Run {
         delivered,
         secs,
-        peak_rss: rss?,
+        peak_rss: peak_rss(pid)?,
         idle_rss,
-        stolen_pct,
+        stolen_pct: MachineClock::now()?.stolen_pct_since(&clock),
         peak,
-        cpu_secs: cpu?,
-    })
+        cpu_secs: cpu_secs(pid)?,
+    };
+    drop(child);
+    Ok(run)
 }
 
 /// Counts LF bytes appended to files since the last call.
@@ -521,16 +530,18 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
     let port = sluice_testkit::free_port();
     let conf = dir.path().join("rsyslog.conf");
     std::fs::write(&conf, rsyslog_conf(port, &out, &work))?;
-    let mut child = Command::new("rsyslogd")
-        .arg("-n")
-        .arg("-f")
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.path().join("pid"))
-        .stdout(Stdio::null())
-        .spawn()
-        .context("rsyslogd (apt-get install rsyslog)")?;
-    let pid = child.id();
+    let child = Stopped(
+        Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("pid"))
+            .stdout(Stdio::null())
+            .spawn()
+            .context("rsyslogd (apt-get install rsyslog)")?,
+    );
+    let pid = child.0.id();
     let target = SocketAddr::from(([127, 0, 0, 1], port));
     sluice_testkit::wait_for_port(target, Duration::from_secs(30)).await?;
     sluice_testkit::wait_for_udp_port(target, Duration::from_secs(30)).await?;
@@ -550,21 +561,18 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
         (pid, &mut peak),
     )
     .await;
-    let stolen_pct = MachineClock::now()?.stolen_pct_since(&clock);
-    let rss = peak_rss(pid);
-    let cpu = cpu_secs(pid);
-    let _ = child.kill();
-    let _ = child.wait();
     let (delivered, secs) = result?;
-    Ok(Run {
+    let run = Run {
         delivered,
         secs,
-        peak_rss: rss?,
+        peak_rss: peak_rss(pid)?,
         idle_rss,
-        stolen_pct,
+        stolen_pct: MachineClock::now()?.stolen_pct_since(&clock),
         peak,
-        cpu_secs: cpu?,
-    })
+        cpu_secs: cpu_secs(pid)?,
+    };
+    drop(child);
+    Ok(run)
 }
 
 async fn compare() -> Result<()> {
