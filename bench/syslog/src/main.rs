@@ -431,6 +431,34 @@ async fn measure(
     Ok((last, secs))
 }
 
+/// One round against `child`, listening on `target`: its idle memory, then
+/// `n` messages of `mode` and `format` and the measures of their passage
+/// (see `measure`; `count` reads how many were written). Stops `child`.
+async fn measure_round(
+    child: Stopped,
+    (mode, format, target, n): (Mode, Format, SocketAddr, usize),
+    count: &dyn Fn() -> Result<u64>,
+) -> Result<Run> {
+    let pid = child.0.id();
+    let idle_rss = status_bytes(pid, "VmRSS")?;
+    let clock = MachineClock::now()?;
+    let mut peak = MemoryKinds::default();
+    let load = start_load(mode, format, target, n)?;
+    let (delivered, secs) =
+        measure(load, n as u64, mode == Mode::Udp, count, (pid, &mut peak)).await?;
+    let run = Run {
+        delivered,
+        secs,
+        peak_rss: peak_rss(pid)?,
+        idle_rss,
+        stolen_pct: MachineClock::now()?.stolen_pct_since(&clock),
+        peak,
+        cpu_secs: cpu_secs(pid)?,
+    };
+    drop(child);
+    Ok(run)
+}
+
 async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("out");
@@ -446,7 +474,6 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
             .stdout(Stdio::piped())
             .spawn()?,
     );
-    let pid = child.0.id();
     let stdout = child.0.stdout.take().context("stdout")?;
     let latest = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -468,30 +495,10 @@ async fn run_sluice(mode: Mode, format: Format, n: usize) -> Result<Run> {
         .recv_timeout(Duration::from_secs(30))
         .context("sluice serve did not start")?;
     let target = SocketAddr::from(([127, 0, 0, 1], port));
-    let idle_rss = status_bytes(pid, "VmRSS")?;
-    let clock = MachineClock::now()?;
-    let mut peak = MemoryKinds::default();
-    let load = start_load(mode, format, target, n)?;
-    let result = measure(
-        load,
-        n as u64,
-        mode == Mode::Udp,
-        &|| Ok(latest.load(Ordering::Relaxed)),
-        (pid, &mut peak),
-    )
-    .await;
-    let (delivered, secs) = result?;
-    let run = Run {
-        delivered,
-        secs,
-        peak_rss: peak_rss(pid)?,
-        idle_rss,
-        stolen_pct: MachineClock::now()?.stolen_pct_since(&clock),
-        peak,
-        cpu_secs: cpu_secs(pid)?,
-    };
-    drop(child);
-    Ok(run)
+    measure_round(child, (mode, format, target, n), &|| {
+        Ok(latest.load(Ordering::Relaxed))
+    })
+    .await
 }
 
 /// Counts LF bytes appended to files since the last call.
@@ -541,38 +548,17 @@ async fn run_rsyslog(mode: Mode, format: Format, n: usize) -> Result<Run> {
             .spawn()
             .context("rsyslogd (apt-get install rsyslog)")?,
     );
-    let pid = child.0.id();
     let target = SocketAddr::from(([127, 0, 0, 1], port));
     sluice_testkit::wait_for_port(target, Duration::from_secs(30)).await?;
     sluice_testkit::wait_for_udp_port(target, Duration::from_secs(30)).await?;
-    let idle_rss = status_bytes(pid, "VmRSS")?;
-    let clock = MachineClock::now()?;
-    let mut peak = MemoryKinds::default();
-    let load = start_load(mode, format, target, n)?;
     let counter = std::cell::RefCell::new(LineCounter {
         files: vec![(out.join("errors.json"), 0), (out.join("routine.json"), 0)],
         lines: 0,
     });
-    let result = measure(
-        load,
-        n as u64,
-        mode == Mode::Udp,
-        &|| counter.borrow_mut().count(),
-        (pid, &mut peak),
-    )
-    .await;
-    let (delivered, secs) = result?;
-    let run = Run {
-        delivered,
-        secs,
-        peak_rss: peak_rss(pid)?,
-        idle_rss,
-        stolen_pct: MachineClock::now()?.stolen_pct_since(&clock),
-        peak,
-        cpu_secs: cpu_secs(pid)?,
-    };
-    drop(child);
-    Ok(run)
+    measure_round(child, (mode, format, target, n), &|| {
+        counter.borrow_mut().count()
+    })
+    .await
 }
 
 async fn compare() -> Result<()> {
