@@ -274,20 +274,16 @@ impl Run {
 /// bytes.
 fn status_bytes(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .with_context(|| format!("{field} value"))?
-        .parse()?;
-    Ok(kb * 1024)
+    status_field(&status, field).with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
-fn peak_rss(pid: u32) -> Result<u64> {
-    status_bytes(pid, "VmHWM")
+/// `field` of a `/proc/PID/status` text, in bytes.
+fn status_field(status: &str, field: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// The machine's CPU time so far, from the first line of `/proc/stat`
@@ -333,7 +329,13 @@ impl MemoryKinds {
     /// Raises each kind to what process `pid` holds now, if it is larger. A
     /// read that fails (the process just ended) changes nothing.
     fn sample(&mut self, pid: u32) {
-        if let (Ok(anon), Ok(file)) = (status_bytes(pid, "RssAnon"), status_bytes(pid, "RssFile")) {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return;
+        };
+        if let (Some(anon), Some(file)) = (
+            status_field(&status, "RssAnon"),
+            status_field(&status, "RssFile"),
+        ) {
             self.anon = self.anon.max(anon);
             self.file = self.file.max(file);
         }
@@ -449,7 +451,7 @@ async fn measure_round(
     let run = Run {
         delivered,
         secs,
-        peak_rss: peak_rss(pid)?,
+        peak_rss: status_bytes(pid, "VmHWM")?,
         idle_rss,
         stolen_pct: MachineClock::now()?.stolen_pct_since(&clock),
         peak,
