@@ -168,19 +168,30 @@ async fn server_down_back_pressures_the_source_then_everything_arrives() {
     );
     let engine = start_flow(&fault_flow(total, 5, &sink)).await;
     let out = ftp.root.join("out");
+    // Only files under their final names: an upload in flight is a
+    // `.NAME.ID.part` until the server confirmed it and the rename is done.
+    let finished = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
     let count = || {
-        let n = std::fs::read_dir(&out).map_or(0, Iterator::count);
+        let n = finished(&out).len();
         async move { n }
     };
     down_then_back(&engine, total, 5, count, || async {
         ftp.start_again().await.unwrap();
     })
     .await;
-    let mut names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = finished(&out);
     let expected: Vec<String> = (0..total).map(|n| format!("msg-{n:04}.txt")).collect();
     assert_eq!(names, expected);
     for n in [0, total - 1] {
