@@ -19,7 +19,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sluice_proc::SluiceProc;
 use sluice_testkit::{
-    HttpReceiver, SlackMessage, SlackReceiver, SmtpServer, free_port, wait_for_port, wait_until,
+    HttpReceiver, SlackMessage, SlackReceiver, SmtpServer, finished_files, free_port,
+    wait_for_port, wait_until,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -248,15 +249,12 @@ async fn alertmanager_alerts_reach_chat_mail_and_pager_once() {
     // A body that is not JSON is accepted, kept with the reason, and alerts no one.
     let resp = client.post(&url).body("disk full!").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    wait_until(WAIT, || {
-        std::fs::read_dir(&invalid).is_ok_and(|mut d| d.next().is_some())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", flow.log()));
-    let kept: Vec<_> = std::fs::read_dir(&invalid).unwrap().collect();
+    wait_until(WAIT, || !finished_files(&invalid).is_empty())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", flow.log()));
+    let kept = finished_files(&invalid);
     assert_eq!(kept.len(), 1);
-    let path = kept[0].as_ref().unwrap().path();
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), "disk full!");
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "disk full!");
     assert_eq!(slack.messages().len(), 4);
     drop(flow);
 }

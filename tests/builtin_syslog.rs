@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use sluice_proc::{SluiceProc, summary_in};
 use sluice_testkit::{
-    KafkaBroker, LoggerTransport, SlackReceiver, SyslogFormat, free_port, logger_with_priority,
-    wait_for_port, wait_until,
+    KafkaBroker, LoggerTransport, SlackReceiver, SyslogFormat, finished_files, free_port,
+    logger_with_priority, wait_for_port, wait_until,
 };
 
 const DEADLINE: Duration = Duration::from_mins(1);
@@ -184,15 +184,13 @@ async fn syslog_to_files_writes_json_per_severity() {
 fn outputs(dir: &std::path::Path) -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     for route in ["urgent", "warning", "routine"] {
-        let Ok(rd) = std::fs::read_dir(dir.join(route)) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if let Ok(text) = std::fs::read_to_string(e.path())
-                && let Ok(v) = serde_json::from_str(&text)
-            {
-                out.push((route.to_string(), v));
-            }
+        for path in finished_files(&dir.join(route)) {
+            // Written whole then renamed: a finished file is one JSON object.
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let v = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()));
+            out.push((route.to_string(), v));
         }
     }
     out

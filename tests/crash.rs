@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rand::Rng;
-use sluice_testkit::{free_port, wait_for_port, wait_until};
+use sluice_testkit::{finished_files, free_port, wait_for_port, wait_until};
 
 const CLIENTS: usize = 8;
 
@@ -71,13 +71,14 @@ fn start(flow: &Path, repo: &Path, log: &Path) -> Child {
 /// Request ids found in the output directory, with how often each is there.
 fn delivered(out: &Path) -> BTreeMap<u64, u32> {
     let mut seen = BTreeMap::new();
-    for e in std::fs::read_dir(out).into_iter().flatten() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue; // PutFile's temporary file, left by a kill
-        }
-        let body = std::fs::read_to_string(e.path()).unwrap();
+    // A temporary file left by a kill is not delivered: finished names only.
+    for path in finished_files(out) {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let body = std::fs::read_to_string(&path).unwrap();
         let id: u64 = body
             .strip_prefix('r')
             .and_then(|n| n.parse().ok())

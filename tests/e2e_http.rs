@@ -8,13 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sluice_testkit::{free_port, wait_for_port, wait_until};
-
-fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default()
-}
+use sluice_testkit::{finished_files, free_port, wait_for_port, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_to_routed_json_files() {
@@ -87,7 +81,7 @@ connections:
 
     let (errors, others) = (out.join("errors"), out.join("unmatched"));
     wait_until(Duration::from_secs(30), || {
-        files_in(&errors).len() + files_in(&others).len() == 10
+        finished_files(&errors).len() + finished_files(&others).len() == 10
     })
     .await
     .unwrap();
@@ -108,7 +102,7 @@ connections:
         assert_eq!(v["http.method"], "POST");
         assert_eq!(v["content"], format!("message {i} with \"quotes\"\n"));
     }
-    assert_eq!(files_in(&errors).len(), 4);
+    assert_eq!(finished_files(&errors).len(), 4);
 
     // SIGTERM: a clean stop with a summary on stderr.
     let pid = child.id().to_string();

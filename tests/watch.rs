@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sluice_proc::SluiceProc;
-use sluice_testkit::wait_until;
+use sluice_testkit::{finished_files, wait_until};
 
 const TOTAL: usize = 3000;
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -67,11 +67,13 @@ fn written(out: &Path) -> BTreeMap<String, Vec<String>> {
     let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for d in std::fs::read_dir(out).into_iter().flatten().flatten() {
         let dir = d.file_name().to_string_lossy().into_owned();
-        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') {
-                all.entry(name).or_default().push(dir.clone());
-            }
+        for f in finished_files(&d.path()) {
+            let name = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            all.entry(name).or_default().push(dir.clone());
         }
     }
     all

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{down_then_back, fault_flow, runner, sent_to, start_flow};
-use sluice_testkit::FtpServer;
+use sluice_testkit::{FtpServer, finished_files};
 
 fn props(ftp: &FtpServer, extra: &str) -> String {
     format!(
@@ -168,30 +168,19 @@ async fn server_down_back_pressures_the_source_then_everything_arrives() {
     );
     let engine = start_flow(&fault_flow(total, 5, &sink)).await;
     let out = ftp.root.join("out");
-    // Only files under their final names: an upload in flight is a
-    // `.NAME.ID.part` until the server confirmed it and the rename is done.
-    let finished = |dir: &std::path::Path| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
     let count = || {
-        let n = finished(&out).len();
+        let n = finished_files(&out).len();
         async move { n }
     };
     down_then_back(&engine, total, 5, count, || async {
         ftp.start_again().await.unwrap();
     })
     .await;
-    let names = finished(&out);
+    let names: Vec<String> = finished_files(&out)
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
     let expected: Vec<String> = (0..total).map(|n| format!("msg-{n:04}.txt")).collect();
     assert_eq!(names, expected);
     for n in [0, total - 1] {

@@ -46,8 +46,8 @@ pub use syslog::{
     logger_with_priority,
 };
 pub use util::{
-    cache_dir, chromium, find_tool, free_port, free_port_range, playwright_node_path,
-    wait_for_port, wait_for_udp_port, wait_until, wait_until_async,
+    cache_dir, chromium, find_tool, finished_files, free_port, free_port_range,
+    playwright_node_path, wait_for_port, wait_for_udp_port, wait_until, wait_until_async,
 };
 
 /// The line every "not installed" error ends with.

@@ -92,6 +92,23 @@ pub fn free_port_range(count: u16) -> (u16, u16) {
     panic!("no {count} consecutive free loopback ports found in 1000 tries");
 }
 
+/// The files in `dir` under their final names, sorted. A name starting with
+/// `.` is a write still in flight (PutFile's `.NAME.ID.tmp`, PutFTP's
+/// `.NAME.ID.part`, renamed once complete) and is left out, so a test that
+/// waits for N files never counts one that is half there. A directory that
+/// does not exist yet has no files.
+pub fn finished_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// Polls `condition` every 25 ms until it is true or `timeout` has passed.
 ///
 /// ```no_run
